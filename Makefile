@@ -1,0 +1,49 @@
+# The suite's two commands (see README):
+#   make run    install into .venv, execute every notebook in place (PROFILE=quick by default),
+#               refresh figures/ and the README's results table
+#   make test   install into .venv, lint, unit tests, nbval of every notebook in the smoke profile
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PROFILE ?= $(or $(SUITE_PROFILE),quick)
+NOTEBOOKS ?=
+# Use the shared CIFAR-10 copy beside the checkout when there is one and nothing else was set.
+SUITE_DATA_DIR ?= $(if $(wildcard ../shared/data/cifar10),$(abspath ../shared/data),$(abspath data))
+export SUITE_DATA_DIR
+export TF_CPP_MIN_LOG_LEVEL ?= 2
+export PYTHONUNBUFFERED := 1
+
+.PHONY: install run test lint unit nbval table clean-results format
+
+$(VENV)/.installed: requirements.txt pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements.txt -e .
+	$(PY) -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (suite)" >/dev/null
+	touch $@
+
+install: $(VENV)/.installed
+
+run: install
+	SUITE_PROFILE=$(PROFILE) $(PY) scripts/run_notebooks.py $(NOTEBOOKS)
+	$(PY) -m helpers.report --readme README.md
+
+table: install
+	$(PY) -m helpers.report --readme README.md
+
+lint: install
+	$(VENV)/bin/ruff check src tests notebooks benchmarks scripts conftest.py
+	$(VENV)/bin/ruff format --check src tests notebooks benchmarks scripts conftest.py
+
+format: install
+	$(VENV)/bin/ruff check --fix src tests notebooks benchmarks scripts conftest.py
+	$(VENV)/bin/ruff format src tests notebooks benchmarks scripts conftest.py
+
+unit: install
+	SUITE_PROFILE=smoke $(PY) -m pytest -q tests
+
+nbval: install
+	SUITE_PROFILE=smoke $(PY) -m pytest -q --nbval-lax --nbval-current-env \
+		--nbval-sanitize-with tests/nbval_sanitize.cfg --nbval-cell-timeout=900 notebooks
+
+test: lint unit nbval

@@ -1,0 +1,471 @@
+"""Datasets: image folders, ``keras.datasets``, bundled stand-ins; stratified subsets and splits.
+
+Every loader returns a :class:`Dataset` of uint8 images ``(N, H, W, 3)`` (or float features for
+tabular data) with integer labels ``(N,)`` and the sorted class names. Sources are tried in the
+order of DESIGN.md: a local image folder under ``$SUITE_DATA_DIR``, the library's own loader
+(which downloads when online), and only then a stand-in that ships inside a dependency, announced
+in plain words in the output.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+
+from .session import data_dir, project_root
+
+IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm"}
+CIFAR10_CLASSES = [
+    "airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck",
+]  # fmt: skip
+
+
+class DataError(ValueError):
+    """A dataset could not be read; the message names the file or folder and what to do."""
+
+
+@dataclass
+class Dataset:
+    """Train and test arrays with their class names and where they came from.
+
+    Attributes:
+        x_train, x_test: images ``(N, H, W, C)`` uint8 (or features ``(N, D)``).
+        y_train, y_test: integer labels ``(N,)`` in ``[0, len(class_names))``.
+        class_names: one name per label, sorted as the folders were.
+        source: a short description of where the data came from.
+        stand_in: True when the data is a bundled stand-in and not the named dataset.
+    """
+
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+    class_names: list[str]
+    source: str
+    stand_in: bool = False
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+    def subset(
+        self, train_per_class: int | None, test_per_class: int | None = None, seed: int = 0
+    ) -> Dataset:
+        """A stratified subset with at most this many images per class in each split."""
+        xtr, ytr = stratified_subset(self.x_train, self.y_train, train_per_class, seed)
+        xte, yte = stratified_subset(self.x_test, self.y_test, test_per_class, seed)
+        return replace(self, x_train=xtr, y_train=ytr, x_test=xte, y_test=yte)
+
+    def for_profile(self, profile, seed: int = 0) -> Dataset:
+        """The subset that a :class:`~helpers.profiles.Profile` asks for."""
+        return self.subset(profile.train_per_class, profile.test_per_class, seed)
+
+    def select_classes(self, names: Sequence[str]) -> Dataset:
+        """Keep only the classes ``names`` (in that order) and relabel them ``0..len(names)-1``."""
+        unknown = [n for n in names if n not in self.class_names]
+        if unknown:
+            raise DataError(
+                f"Unknown class name(s) {unknown}; this dataset has {self.class_names}."
+            )
+        old = [self.class_names.index(n) for n in names]
+        remap = np.full(self.num_classes, -1, dtype=np.int64)
+        remap[old] = np.arange(len(old))
+
+        def pick(x, y):
+            keep = np.isin(y, old)
+            return x[keep], remap[y[keep]]
+
+        xtr, ytr = pick(self.x_train, self.y_train)
+        xte, yte = pick(self.x_test, self.y_test)
+        return replace(
+            self, x_train=xtr, y_train=ytr, x_test=xte, y_test=yte, class_names=list(names)
+        )
+
+    def describe(self) -> str:
+        """Shapes, dtype, class count and source in a few lines."""
+        lines = [
+            f"source: {self.source}",
+            f"train: x {self.x_train.shape} {self.x_train.dtype}, y {self.y_train.shape}",
+            f"test:  x {self.x_test.shape} {self.x_test.dtype}, y {self.y_test.shape}",
+            f"classes ({self.num_classes}): {', '.join(self.class_names)}",
+        ]
+        return "\n".join(lines + self.notes)
+
+
+# --------------------------------------------------------------------------- image folders
+
+
+def _list_images(folder: Path) -> tuple[list[Path], list[int], list[str]]:
+    """Files and labels of a ``<class>/<image>`` folder; raises on empty classes or stray files."""
+    classes = sorted(d.name for d in folder.iterdir() if d.is_dir() and not d.name.startswith("."))
+    if not classes:
+        raise DataError(
+            f"{folder} has no class sub-folders; expected <class>/<image> files, "
+            "e.g. cifar10/train/cat/0001.jpg."
+        )
+    files, labels = [], []
+    for label, name in enumerate(classes):
+        found = sorted(p for p in (folder / name).iterdir() if not p.name.startswith("."))
+        if not found:
+            raise DataError(f"Class folder {folder / name} is empty; add images or remove it.")
+        for p in found:
+            if p.is_dir():
+                raise DataError(
+                    f"{p} is a folder inside a class folder; expected image files only."
+                )
+            if p.suffix.lower() not in IMAGE_EXTENSIONS:
+                raise DataError(
+                    f"{p} is not an image file (extension {p.suffix!r}); "
+                    f"remove it or convert it to one of {sorted(IMAGE_EXTENSIONS)}."
+                )
+        files += found
+        labels += [label] * len(found)
+    return files, labels, classes
+
+
+def _decode(path: Path, image_size: tuple[int, int] | None) -> np.ndarray:
+    from PIL import Image, UnidentifiedImageError  # noqa: PLC0415
+
+    try:
+        with Image.open(path) as img:
+            img = img.convert("RGB")  # grayscale, palette and RGBA become RGB
+            if image_size is not None and img.size != (image_size[1], image_size[0]):
+                img = img.resize((image_size[1], image_size[0]), Image.BILINEAR)
+            return np.asarray(img, dtype=np.uint8)
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
+        raise DataError(
+            f"Cannot decode image {path}: {err}. Replace or delete the file and load again."
+        ) from err
+
+
+def _fingerprint(files: list[Path], image_size) -> str:
+    h = hashlib.sha1(repr(image_size).encode())
+    for p in files:
+        st = p.stat()
+        h.update(f"{p}|{st.st_size}|{st.st_mtime_ns}\n".encode())
+    return h.hexdigest()[:16]
+
+
+def _cache_dir() -> Path:
+    env = os.environ.get("SUITE_CACHE_DIR")
+    return Path(env) if env else project_root() / "data" / ".cache"
+
+
+def _atomic_save_npz(path: Path, **arrays) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp.npz")
+    os.close(fd)
+    try:
+        np.savez(tmp, **arrays)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _read_class_folder(folder: Path, image_size, cache: bool):
+    files, labels, classes = _list_images(folder)
+    key = _fingerprint(files, image_size)
+    cache_file = (
+        _cache_dir()
+        / f"{folder.name}-{hashlib.sha1(str(folder).encode()).hexdigest()[:8]}-{key}.npz"
+    )
+    if cache and cache_file.is_file():
+        with np.load(cache_file, allow_pickle=False) as z:
+            return z["x"], z["y"], [str(c) for c in z["classes"]]
+    with ThreadPoolExecutor(max_workers=max(2, os.cpu_count() or 2)) as pool:
+        images = list(pool.map(lambda p: _decode(p, image_size), files))
+    first = images[0].shape
+    for p, img in zip(files, images, strict=True):
+        if img.shape != first:
+            raise DataError(
+                f"Images differ in size: {files[0]} is {first[1]}x{first[0]} but {p} is "
+                f"{img.shape[1]}x{img.shape[0]}; pass image_size=(height, width) to resize them."
+            )
+    x = np.stack(images)
+    y = np.asarray(labels, dtype=np.int64)
+    if cache:
+        # drop stale caches of the same folder, then write the new one atomically
+        for old in cache_file.parent.glob(cache_file.name.rsplit("-", 1)[0] + "-*.npz"):
+            old.unlink(missing_ok=True)
+        _atomic_save_npz(cache_file, x=x, y=y, classes=np.asarray(classes))
+    return x, y, classes
+
+
+def load_image_folder(
+    path: str | os.PathLike, image_size: int | tuple[int, int] | None = None, cache: bool = True
+) -> Dataset:
+    """Read an image-folder dataset into uint8 arrays.
+
+    Layouts: ``path/train/<class>/*`` and ``path/test/<class>/*`` (both splits), or a single
+    ``path/<class>/*`` level (then everything is in the train split and the test split is empty;
+    use :func:`train_test_split_dataset` to split it).
+
+    Args:
+        path: the dataset folder.
+        image_size: resize every image to ``(height, width)`` (an int means square); ``None``
+            keeps the files' own size, which must then be the same for all images.
+        cache: keep the decoded arrays in ``data/.cache`` (``$SUITE_CACHE_DIR``), keyed by the
+            files' names, sizes and modification times, so an unchanged folder loads from disk and
+            a changed one is decoded again.
+
+    Returns:
+        A :class:`Dataset` with images ``(N, H, W, 3)`` uint8, labels int64 and sorted class names.
+
+    Raises:
+        DataError: missing path, empty class folder, a non-image or undecodable file, images of
+            different sizes without ``image_size``, or train/test class folders that differ.
+    """
+    root = Path(path)
+    if not root.is_dir():
+        raise DataError(
+            f"Dataset folder {root} does not exist. Put the images there as "
+            "train/<class>/*.jpg and test/<class>/*.jpg, or set SUITE_DATA_DIR to the folder "
+            "that holds it."
+        )
+    size = (image_size, image_size) if isinstance(image_size, int) else image_size
+    if (root / "train").is_dir():
+        xtr, ytr, classes = _read_class_folder(root / "train", size, cache)
+        if (root / "test").is_dir():
+            xte, yte, test_classes = _read_class_folder(root / "test", size, cache)
+            if test_classes != classes:
+                raise DataError(
+                    f"{root / 'test'} has classes {test_classes} but {root / 'train'} has {classes};"
+                    " both splits need the same class folders."
+                )
+        else:
+            xte, yte = xtr[:0], ytr[:0]
+    else:
+        xtr, ytr, classes = _read_class_folder(root, size, cache)
+        xte, yte = xtr[:0], ytr[:0]
+    return Dataset(xtr, ytr, xte, yte, classes, source=f"image folder {root}")
+
+
+# --------------------------------------------------------------------------- named datasets
+
+
+def _announce(message: str) -> None:
+    print(f"NOTE: {message}")
+
+
+def _digits_as_images(size: int, rgb: bool) -> tuple[np.ndarray, np.ndarray]:
+    """scikit-learn's bundled 8x8 digits (1,797 images, values 0-16) as uint8 images."""
+    from PIL import Image  # noqa: PLC0415
+    from sklearn.datasets import load_digits  # noqa: PLC0415
+
+    d = load_digits()
+    imgs = (d.images * (255.0 / 16.0)).round().astype(np.uint8)
+    if size != 8:
+        imgs = np.stack(
+            [np.asarray(Image.fromarray(i).resize((size, size), Image.BILINEAR)) for i in imgs]
+        )
+    if rgb:
+        imgs = np.repeat(imgs[..., None], 3, axis=-1)
+    return imgs, d.target.astype(np.int64)
+
+
+def _split_arrays(x, y, test_fraction: float, seed: int):
+    from sklearn.model_selection import train_test_split  # noqa: PLC0415
+
+    return train_test_split(x, y, test_size=test_fraction, stratify=y, random_state=seed)
+
+
+def load_cifar10(profile=None, seed: int = 0) -> Dataset:
+    """CIFAR-10: 50,000 train and 10,000 test images of 32x32x3, ten classes.
+
+    Sources, in order: the image folder ``$SUITE_DATA_DIR/cifar10``; ``keras.datasets.cifar10``
+    (downloads to ``~/.keras/datasets`` when online); and only in the smoke profile a stand-in,
+    scikit-learn's bundled digits upscaled to 32x32 RGB, announced in the output.
+
+    Args:
+        profile: a profile name or :class:`~helpers.profiles.Profile`; ``None`` uses the current
+            session's. Only decides whether the stand-in is allowed; subsets are taken with
+            :meth:`Dataset.for_profile`.
+        seed: seed of the stand-in's train/test split.
+
+    Raises:
+        DataError: when no source works outside the smoke profile; says where to put the data.
+    """
+    from .profiles import get_profile  # noqa: PLC0415
+    from .session import current  # noqa: PLC0415
+
+    prof = current().profile if profile is None else get_profile(profile)
+    folder = data_dir() / "cifar10"
+    if folder.is_dir():
+        ds = load_image_folder(folder)
+        ds.source = f"image folder {folder}"
+        return ds
+    try:
+        import keras  # noqa: PLC0415
+
+        (xtr, ytr), (xte, yte) = keras.datasets.cifar10.load_data()
+        return Dataset(
+            xtr,
+            ytr.reshape(-1).astype(np.int64),
+            xte,
+            yte.reshape(-1).astype(np.int64),
+            list(CIFAR10_CLASSES),
+            source="keras.datasets.cifar10",
+        )
+    except Exception as err:  # offline, or a broken download
+        reason = f"{type(err).__name__}: {err}".splitlines()[0][:200]
+    if prof.name != "smoke":
+        raise DataError(
+            f"CIFAR-10 not found: no image folder at {folder} and keras.datasets.cifar10 failed "
+            f"({reason}). Put the dataset at {folder} as train/<class>/*.jpg and test/<class>/*.jpg "
+            "(or set SUITE_DATA_DIR), or run once with network access so Keras can download it."
+        )
+    _announce(
+        f"CIFAR-10 is not available here (no folder {folder}; keras.datasets failed: {reason}). "
+        "The smoke profile uses a STAND-IN: scikit-learn's bundled 8x8 digits upscaled to 32x32 RGB. "
+        "Its numbers say nothing about CIFAR-10."
+    )
+    x, y = _digits_as_images(32, rgb=True)
+    xtr, xte, ytr, yte = _split_arrays(x, y, 1 / 6, seed)
+    return Dataset(
+        xtr,
+        ytr,
+        xte,
+        yte,
+        [f"digit {i}" for i in range(10)],
+        source="stand-in: scikit-learn digits as 32x32 RGB",
+        stand_in=True,
+    )
+
+
+def load_mnist(seed: int = 0, test_fraction: float = 0.3) -> Dataset:
+    """Handwritten digits: MNIST (28x28 grayscale, 60,000 + 10,000) where it can be had.
+
+    Sources, in order: the image folder ``$SUITE_DATA_DIR/mnist``; ``keras.datasets.mnist``;
+    then scikit-learn's bundled 8x8 digits (1,797 images), announced in the output and split
+    ``1 - test_fraction`` / ``test_fraction`` stratified with ``seed``. Images are ``(N, H, W)``
+    uint8 (grayscale).
+    """
+    folder = data_dir() / "mnist"
+    if folder.is_dir():
+        ds = load_image_folder(folder)
+        ds.x_train, ds.x_test = ds.x_train[..., 0], ds.x_test[..., 0]
+        return ds
+    try:
+        import keras  # noqa: PLC0415
+
+        (xtr, ytr), (xte, yte) = keras.datasets.mnist.load_data()
+        return Dataset(
+            xtr,
+            ytr.astype(np.int64),
+            xte,
+            yte.astype(np.int64),
+            [str(i) for i in range(10)],
+            source="keras.datasets.mnist",
+        )
+    except Exception as err:
+        reason = f"{type(err).__name__}: {err}".splitlines()[0][:200]
+    _announce(
+        f"MNIST is not available here (no folder {folder}; keras.datasets failed: {reason}). "
+        "Using scikit-learn's bundled 8x8 handwritten digits (1,797 images) instead."
+    )
+    return load_digits_dataset(seed=seed, test_fraction=test_fraction)
+
+
+def load_digits_dataset(seed: int = 0, test_fraction: float = 0.3) -> Dataset:
+    """scikit-learn's bundled 8x8 digits as uint8 images ``(N, 8, 8)``, split stratified."""
+    x, y = _digits_as_images(8, rgb=False)
+    xtr, xte, ytr, yte = _split_arrays(x, y, test_fraction, seed)
+    return Dataset(
+        xtr,
+        ytr,
+        xte,
+        yte,
+        [str(i) for i in range(10)],
+        source="scikit-learn bundled digits (8x8)",
+        stand_in=False,
+    )
+
+
+# --------------------------------------------------------------------------- subsets and splits
+
+
+def stratified_subset(x: np.ndarray, y: np.ndarray, per_class: int | None, seed: int = 0):
+    """At most ``per_class`` samples of every class, drawn with ``seed``, in a shuffled order.
+
+    ``per_class=None`` returns the arrays unchanged. Raises if a class has no samples at all.
+    """
+    if per_class is None or len(y) == 0:
+        return x, y
+    if per_class < 1:
+        raise DataError(f"per_class must be at least 1, got {per_class}")
+    rng = np.random.default_rng(seed)
+    keep = []
+    for c in np.unique(y):
+        idx = np.flatnonzero(y == c)
+        keep.append(rng.choice(idx, size=min(per_class, idx.size), replace=False))
+    order = rng.permutation(np.concatenate(keep))
+    return x[order], y[order]
+
+
+def split_validation(x: np.ndarray, y: np.ndarray, fraction: float, seed: int = 0):
+    """Stratified train/validation split: returns ``(x_train, y_train), (x_val, y_val)``."""
+    if not 0 < fraction < 1:
+        raise DataError(f"validation fraction must be between 0 and 1, got {fraction}")
+    xtr, xva, ytr, yva = _split_arrays(x, y, fraction, seed)
+    return (xtr, ytr), (xva, yva)
+
+
+def train_test_split_dataset(ds: Dataset, test_fraction: float, seed: int = 0) -> Dataset:
+    """Split a dataset that came without a test split (single-level folder) stratified by class."""
+    x = np.concatenate([ds.x_train, ds.x_test]) if len(ds.x_test) else ds.x_train
+    y = np.concatenate([ds.y_train, ds.y_test]) if len(ds.y_test) else ds.y_train
+    xtr, xte, ytr, yte = _split_arrays(x, y, test_fraction, seed)
+    return replace(ds, x_train=xtr, y_train=ytr, x_test=xte, y_test=yte)
+
+
+def check_arrays(x: np.ndarray, y: np.ndarray, num_classes: int, name: str = "data") -> None:
+    """Raise :class:`DataError` when ``x``/``y`` do not fit a classifier of ``num_classes``."""
+    if len(x) != len(y):
+        raise DataError(f"{name}: {len(x)} inputs but {len(y)} labels; they must match.")
+    if len(x) == 0:
+        raise DataError(f"{name}: no samples.")
+    y = np.asarray(y)
+    if y.ndim != 1 or not np.issubdtype(y.dtype, np.integer):
+        raise DataError(
+            f"{name}: labels must be a 1-D integer array, got shape {y.shape} dtype {y.dtype}; "
+            "pass class indices, not one-hot rows (the helpers one-hot encode where a loss needs it)."
+        )
+    bad = y[(y < 0) | (y >= num_classes)]
+    if bad.size:
+        raise DataError(
+            f"{name}: label {int(bad[0])} is outside the class range 0..{num_classes - 1}; "
+            "check the class list or the labels."
+        )
+    if not (np.issubdtype(x.dtype, np.number) or x.dtype == bool):
+        raise DataError(f"{name}: inputs have dtype {x.dtype}; expected numbers (uint8 or float).")
+
+
+def class_counts(ds: Dataset) -> dict[str, dict[str, int]]:
+    """Images per class per split: ``{"train": {"cat": 5000, ...}, "test": {...}}``."""
+    out = {}
+    for split, y in (("train", ds.y_train), ("test", ds.y_test)):
+        counts = (
+            np.bincount(y, minlength=ds.num_classes) if len(y) else np.zeros(ds.num_classes, int)
+        )
+        out[split] = {n: int(c) for n, c in zip(ds.class_names, counts, strict=True)}
+    return out
+
+
+def fingerprint_arrays(*arrays: np.ndarray) -> str:
+    """A short content hash of arrays (shape, dtype and bytes), for experiment-record keys."""
+    h = hashlib.blake2b(digest_size=8)
+    for a in arrays:
+        a = np.ascontiguousarray(a)
+        h.update(json.dumps([list(a.shape), str(a.dtype)]).encode())
+        h.update(a.data)
+    return h.hexdigest()

@@ -1,0 +1,178 @@
+"""Figures: training curves, confusion heatmaps, sample grids, comparison bars.
+
+Every function returns the matplotlib ``Figure`` and, when ``save`` names a file stem, also
+writes it as ``figures/<notebook>/<save>.png`` (the notebook of the current session).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import numpy as np
+import seaborn as sns
+
+from .session import current
+
+
+def save_figure(fig, name: str, notebook: str | None = None) -> Path:
+    """Write ``fig`` to ``figures/<notebook>/<name>.png`` (100 dpi) and return the path."""
+    sess = current()
+    folder = sess.figures_dir if notebook is None else sess.root / "figures" / notebook
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{name}.png"
+    fig.savefig(path, dpi=100, bbox_inches="tight")
+    return path
+
+
+def _history_of(run) -> Mapping[str, Sequence[float]]:
+    """A history dict from a record, a Keras ``History`` or a plain dict."""
+    if hasattr(run, "history") and isinstance(run.history, Mapping):
+        return run.history
+    return run
+
+
+def plot_history(
+    runs: Mapping[str, object],
+    metrics: Sequence[str] = ("accuracy", "loss"),
+    title: str | None = None,
+    save: str | None = None,
+):
+    """Train (solid) and validation (dashed) curves of one or several runs, one panel a metric.
+
+    Args:
+        runs: ``{label: record | keras History | {"accuracy": [...], "val_accuracy": [...]}}``;
+            a single run can be passed as ``{"model": record}``.
+        metrics: history keys to plot, without the ``val_`` prefix.
+        title: the figure's title.
+        save: file stem under ``figures/<notebook>/``.
+    """
+    fig, axes = plt.subplots(1, len(metrics), figsize=(5.5 * len(metrics), 3.8), squeeze=False)
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for i, (label, run) in enumerate(runs.items()):
+        hist = _history_of(run)
+        color = colors[i % len(colors)]
+        for ax, metric in zip(axes[0], metrics, strict=True):
+            if metric in hist:
+                epochs = np.arange(1, len(hist[metric]) + 1)
+                ax.plot(epochs, hist[metric], color=color, label=f"{label} train")
+            if f"val_{metric}" in hist:
+                epochs = np.arange(1, len(hist[f"val_{metric}"]) + 1)
+                ax.plot(
+                    epochs, hist[f"val_{metric}"], color=color, linestyle="--", label=f"{label} val"
+                )
+    for ax, metric in zip(axes[0], metrics, strict=True):
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(metric)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    if save:
+        save_figure(fig, save)
+    return fig
+
+
+def plot_confusion(
+    cm,
+    class_names: Sequence[str],
+    title: str = "Confusion matrix",
+    normalize: bool = False,
+    save: str | None = None,
+):
+    """Seaborn heatmap of a confusion matrix ``(K, K)`` (rows true, columns predicted).
+
+    With ``normalize=True`` every row is divided by its total (recall per class).
+    """
+    cm = np.asarray(cm, dtype=float)
+    shown = cm / np.maximum(cm.sum(axis=1, keepdims=True), 1) if normalize else cm
+    k = len(class_names)
+    fig, ax = plt.subplots(figsize=(max(4.5, 0.6 * k + 2), max(3.8, 0.55 * k + 1.5)))
+    sns.heatmap(
+        shown,
+        annot=k <= 12,
+        fmt=".2f" if normalize else ".0f",
+        cmap="Blues",
+        xticklabels=class_names,
+        yticklabels=class_names,
+        cbar=True,
+        ax=ax,
+    )
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    ax.set_title(title)
+    fig.tight_layout()
+    if save:
+        save_figure(fig, save)
+    return fig
+
+
+def plot_samples(
+    images: np.ndarray,
+    y_true,
+    class_names: Sequence[str],
+    y_pred=None,
+    n: int = 16,
+    cols: int = 8,
+    seed: int = 0,
+    title: str | None = None,
+    save: str | None = None,
+):
+    """A grid of ``n`` images titled ``"pred (true)"`` (or just the true class without ``y_pred``).
+
+    Wrong predictions are titled in red. ``images`` is ``(N, H, W[, C])``, uint8 or floats in [0, 1].
+    """
+    rng = np.random.default_rng(seed)
+    idx = rng.choice(len(images), size=min(n, len(images)), replace=False)
+    rows = int(np.ceil(len(idx) / cols))
+    fig, axes = plt.subplots(rows, cols, figsize=(1.6 * cols, 1.8 * rows), squeeze=False)
+    for ax in axes.ravel():
+        ax.axis("off")
+    for ax, i in zip(axes.ravel(), idx, strict=False):
+        img = images[i]
+        ax.imshow(img, cmap="gray" if img.ndim == 2 else None)
+        true = class_names[int(y_true[i])]
+        if y_pred is None:
+            ax.set_title(true, fontsize=8)
+        else:
+            pred = class_names[int(y_pred[i])]
+            ax.set_title(f"{pred} ({true})", fontsize=8, color="black" if pred == true else "red")
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    if save:
+        save_figure(fig, save)
+    return fig
+
+
+def plot_bars(
+    values: Mapping[str, float],
+    reported: Mapping[str, float] | None = None,
+    ylabel: str = "test accuracy",
+    title: str | None = None,
+    save: str | None = None,
+):
+    """Bar chart of one value per experiment, with the report's value beside it where given."""
+    labels = list(values)
+    x = np.arange(len(labels))
+    width = 0.4 if reported else 0.6
+    fig, ax = plt.subplots(figsize=(max(5, 0.9 * len(labels) + 2), 3.8))
+    bars = ax.bar(
+        x - (width / 2 if reported else 0), [values[k] for k in labels], width, label="this suite"
+    )
+    ax.bar_label(bars, fmt="%.3f", fontsize=8)
+    if reported:
+        rep = [reported.get(k, np.nan) for k in labels]
+        rbars = ax.bar(x + width / 2, rep, width, label="report", alpha=0.6)
+        ax.bar_label(rbars, fmt="%.3f", fontsize=8)
+        ax.legend()
+    ax.set_xticks(x, labels, rotation=30, ha="right")
+    ax.set_ylabel(ylabel)
+    if title:
+        ax.set_title(title)
+    fig.tight_layout()
+    if save:
+        save_figure(fig, save)
+    return fig

@@ -6,7 +6,9 @@
 
 Each notebook is executed into a temporary file and moved over the original only when every
 cell ran, so a failing run never leaves a half-executed notebook behind. Records under results/
-make a re-run of an unchanged experiment take seconds.
+make a re-run of an unchanged experiment take seconds. A notebook that stops because ImageNet
+weights cannot be had (quick/full profiles offline) is reported as skipped; any other error is a
+failure, the remaining notebooks still run, and the exit status is 1.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from pathlib import Path
 
 import nbformat
 from nbclient import NotebookClient
+from nbclient.exceptions import CellExecutionError
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -53,10 +56,25 @@ def execute(path: Path) -> float:
 
 def main() -> None:
     profile = os.environ.get("SUITE_PROFILE", "quick")
+    skipped, failed = [], []
     for nb in select(sys.argv[1:]):
         print(f"[{profile}] {nb.name} ...", flush=True)
-        seconds = execute(nb)
+        try:
+            seconds = execute(nb)
+        except CellExecutionError as err:
+            last = (getattr(err, "evalue", "") or str(err).strip().splitlines()[-1])[:500]
+            if getattr(err, "ename", "") == "WeightsUnavailable":
+                skipped.append(nb.name)
+                print(f"[{profile}] {nb.name} SKIPPED (left unchanged): {last}", flush=True)
+            else:
+                failed.append(nb.name)
+                print(f"[{profile}] {nb.name} FAILED (left unchanged): {last}", flush=True)
+            continue
         print(f"[{profile}] {nb.name} done in {seconds / 60:.1f} min", flush=True)
+    if skipped:
+        print(f"skipped for lack of ImageNet weights: {', '.join(skipped)}")
+    if failed:
+        sys.exit(f"failed: {', '.join(failed)}")
 
 
 if __name__ == "__main__":

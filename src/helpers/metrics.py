@@ -43,7 +43,7 @@ def format_per_class(rows: list[dict]) -> str:
     """One line per class, e.g. ``cat: 67.2 % (672/1000)``."""
     width = max(len(r["class"]) for r in rows)
     return "\n".join(
-        f"{r['class']:>{width}}: {100 * r['accuracy']:5.1f} % ({r['correct']}/{r['total']})"
+        f"{r['class']:>{width}}: {100 * r['accuracy']:.1f} % ({r['correct']}/{r['total']})"
         for r in rows
     )
 
@@ -58,6 +58,22 @@ def classification_report(y_true, y_pred, class_names: Sequence[str], digits: in
         digits=digits,
         zero_division=0,
     )
+
+
+def labels_from_confusion(cm) -> tuple[np.ndarray, np.ndarray]:
+    """``(y_true, y_pred)`` pairs ``(N,)`` that give the confusion matrix ``cm`` ``(K, K)``.
+
+    Lets a stored record's confusion matrix (e.g. ``record.train["confusion_matrix"]``) feed
+    :func:`classification_report` without the model's predictions.
+    """
+    cm = np.asarray(cm)
+    if cm.ndim != 2 or cm.shape[0] != cm.shape[1] or (cm < 0).any():
+        raise ValueError(f"expected a square (K, K) matrix of counts, got shape {cm.shape}")
+    k = cm.shape[0]
+    counts = cm.astype(np.int64).ravel()
+    y_true = np.repeat(np.repeat(np.arange(k), k), counts)
+    y_pred = np.repeat(np.tile(np.arange(k), k), counts)
+    return y_true, y_pred
 
 
 def macro_auc(y_true, proba: np.ndarray) -> float:

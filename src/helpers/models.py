@@ -8,7 +8,270 @@ visible where the experiment is described.
 
 from __future__ import annotations
 
-
 # ---- MLP (03, 04, 06) -------------------------------------------------------------------------
 
+
+def conv_front(
+    filters=(32, 32, 16),
+    kernel_sizes=(5, 5, 2),
+    strides=(2, 2, 1),
+    padding: str = "same",
+    batch_norm: bool = False,
+    pooling: str | None = None,
+    pool_size: int = 2,
+    dropout: float = 0.0,
+) -> list:
+    """The convolutional layers that 04 puts in front of the MLP, as a list of Keras layers.
+
+    Every conv layer is ``Conv2D(f, k, strides=s, padding=padding)`` followed by ReLU; with
+    ``batch_norm`` a ``BatchNormalization`` sits between the convolution and its ReLU. After the
+    last conv layer come, when asked for, one pooling layer (``"avg"`` or ``"max"``, window and
+    stride ``pool_size``) and one ``Dropout(dropout)``.
+
+    With the defaults, a 32x32x3 image becomes 16x16x32, 8x8x32, then 8x8x16 (1,024 values);
+    2x2 pooling halves the last to 4x4x16 (256 values).
+
+    Args:
+        filters, kernel_sizes, strides: one entry per conv layer (same length); kernel sizes and
+            strides in pixels (square).
+        padding: ``"same"`` or ``"valid"``.
+        batch_norm: add batch normalization after every convolution (before the ReLU).
+        pooling: ``None``, ``"avg"`` or ``"max"``.
+        pool_size: pooling window and stride in pixels.
+        dropout: dropout rate after the last conv layer (0 = none), a fraction in [0, 1).
+
+    Returns:
+        A list of layers without an input layer; pass it as ``front=`` to :func:`mlp`.
+    """
+    from keras import layers  # noqa: PLC0415  (keras only once the backend is settled)
+
+    poolings = {"avg": layers.AveragePooling2D, "max": layers.MaxPooling2D}
+    if not len(filters) == len(kernel_sizes) == len(strides):
+        raise ValueError(
+            f"conv_front: filters {tuple(filters)}, kernel_sizes {tuple(kernel_sizes)} and "
+            f"strides {tuple(strides)} need one entry per conv layer (the same length)."
+        )
+    if padding not in ("same", "valid"):
+        raise ValueError(f"conv_front: padding {padding!r} must be 'same' or 'valid'.")
+    if pooling is not None and pooling not in poolings:
+        raise ValueError(f"conv_front: pooling {pooling!r} must be None, 'avg' or 'max'.")
+    if not 0.0 <= dropout < 1.0:
+        raise ValueError(f"conv_front: dropout {dropout} must be a rate in [0, 1).")
+    out = []
+    for f, k, s in zip(filters, kernel_sizes, strides, strict=True):
+        if batch_norm:
+            out += [
+                layers.Conv2D(f, k, strides=s, padding=padding),
+                layers.BatchNormalization(),
+                layers.Activation("relu"),
+            ]
+        else:
+            out.append(layers.Conv2D(f, k, strides=s, padding=padding, activation="relu"))
+    if pooling is not None:
+        out.append(poolings[pooling](pool_size))
+    if dropout:
+        out.append(layers.Dropout(dropout))
+    return out
+
+
+def mlp(
+    input_shape=(32, 32, 3),
+    hidden=(512, 256),
+    activations=("relu", "relu"),
+    output_activation: str = "softmax",
+    num_classes: int = 10,
+    dropout: float = 0.0,
+    front: list | None = None,
+):
+    """A dense classifier on raw uint8 images: ``Rescaling(1/255)``, [front], ``Flatten``, dense.
+
+    Layers: ``Input(input_shape)``, ``Rescaling(1/255)`` (pixels 0-255 become 0-1), the optional
+    ``front`` layers (e.g. :func:`conv_front`), ``Flatten``, one ``Dense(units, activation)`` per
+    entry of ``hidden`` (each followed by ``Dropout(dropout)`` when ``dropout > 0``), and
+    ``Dense(num_classes, output_activation)``.
+
+    Args:
+        input_shape: one image, e.g. ``(32, 32, 3)`` for CIFAR-10 or ``(28, 28)`` for MNIST.
+        hidden: units of the hidden layers.
+        activations: one Keras activation name per hidden layer.
+        output_activation: ``"softmax"`` (class probabilities) or e.g. ``"sigmoid"``.
+        num_classes: output units.
+        dropout: dropout rate after every hidden layer (0 = none).
+        front: layers placed between the rescaling and the flattening.
+
+    Returns:
+        An uncompiled ``keras.Sequential`` whose output is ``(N, num_classes)``.
+    """
+    import keras  # noqa: PLC0415  (keras only once the backend is settled)
+    from keras import layers  # noqa: PLC0415
+
+    hidden, activations = tuple(hidden), tuple(activations)
+    if len(hidden) != len(activations):
+        raise ValueError(
+            f"mlp: {len(hidden)} hidden layers {hidden} but {len(activations)} activations "
+            f"{activations}; give one activation per hidden layer (the output layer's is "
+            "output_activation)."
+        )
+    if num_classes < 1 or any(u < 1 for u in hidden):
+        raise ValueError(
+            f"mlp: units must be positive; got hidden={hidden}, num_classes={num_classes}."
+        )
+    if not 0.0 <= dropout < 1.0:
+        raise ValueError(f"mlp: dropout {dropout} must be a rate in [0, 1).")
+    stack = [keras.Input(shape=tuple(input_shape)), layers.Rescaling(1.0 / 255), *(front or [])]
+    stack.append(layers.Flatten())
+    for units, act in zip(hidden, activations, strict=True):
+        stack.append(layers.Dense(units, activation=act))
+        if dropout:
+            stack.append(layers.Dropout(dropout))
+    stack.append(layers.Dense(num_classes, activation=output_activation))
+    return keras.Sequential(stack)
+
+
 # ---- VGG-style convolutional blocks (05, 06, 11) ----------------------------------------------
+
+
+def vgg_style(
+    input_shape=(32, 32, 3),
+    filters=(32, 64, 128),
+    convs_per_block=2,
+    kernel_size=3,
+    padding="same",
+    dense=(256, 64),
+    dropout=0.0,
+    l1=0.0,
+    l2=0.0,
+    extra_pool=True,
+    batch_norm=False,
+    num_classes=10,
+    *,
+    last_conv_padding=None,
+    name="vgg_style",
+):
+    """A VGG-style CNN: blocks of ``convs_per_block`` ReLU convolutions and a 2x2 max pooling,
+    then Flatten, ReLU dense layers and a softmax output. Returns an *uncompiled* ``keras.Model``.
+
+    With the defaults it is the base model of seed 002 (9 weight layers, 435,434 parameters)::
+
+        Rescaling(1/255)
+        [Conv32-Conv32-MaxPool] [Conv64-Conv64-MaxPool] [Conv128-Conv128-MaxPool-MaxPool]
+        Flatten Dense256 Dense64 Dense10-softmax          (3x3 kernels, ReLU, 'same' padding)
+
+    Args:
+        input_shape: ``(height, width, channels)`` of the uint8 input images (values 0-255; the
+            first layer rescales them to [0, 1]).
+        filters: convolution filters of each block; its length is the number of blocks.
+        convs_per_block: convolutions in every block.
+        kernel_size: side of the square convolution kernels, in pixels.
+        padding: ``"same"`` or ``"valid"`` for every convolution.
+        dense: units of the hidden dense layers, in order (may be empty).
+        dropout: rate of a ``Dropout`` layer after every block and every hidden dense layer
+            (0 = none).
+        l1, l2: ``keras.regularizers.L1L2`` factors on the kernels of every convolution and
+            hidden dense layer (0 and 0 = no regularizer).
+        extra_pool: a second 2x2 max pooling after the last block (as in seed 002's base model).
+        batch_norm: ``Conv -> BatchNormalization -> ReLU`` (convolutions without bias) instead
+            of ``Conv(ReLU)``.
+        num_classes: units of the softmax output.
+        last_conv_padding: padding of the very last convolution only (``None``: ``padding``);
+            seed 002's 'valid' variant keeps its last convolution 'same' so the 32x32 input
+            does not shrink to nothing.
+        name: the model's name.
+
+    Raises:
+        ValueError: a value that cannot build a model (unknown padding, no blocks, a rate
+            outside [0, 1), negative regularization, or feature maps that shrink below 1x1).
+    """
+    import keras  # noqa: PLC0415  (helpers must not import keras before setup())
+    from keras import layers  # noqa: PLC0415
+
+    for label, value in (("padding", padding), ("last_conv_padding", last_conv_padding)):
+        if value not in ("same", "valid") and not (label == "last_conv_padding" and value is None):
+            raise ValueError(f"vgg_style: {label}={value!r}; use 'same' or 'valid'.")
+    filters = tuple(filters)
+    if not filters or min(filters) < 1 or convs_per_block < 1 or kernel_size < 1:
+        raise ValueError(
+            f"vgg_style: need at least one block with positive sizes; got filters={filters}, "
+            f"convs_per_block={convs_per_block}, kernel_size={kernel_size}."
+        )
+    if not 0.0 <= dropout < 1.0:
+        raise ValueError(f"vgg_style: dropout={dropout} must be in [0, 1).")
+    if l1 < 0 or l2 < 0:
+        raise ValueError(f"vgg_style: l1={l1} and l2={l2} must not be negative.")
+
+    def regularizer():
+        return keras.regularizers.L1L2(l1=l1, l2=l2) if (l1 or l2) else None
+
+    inputs = keras.Input(shape=tuple(input_shape), name="image")
+    x = layers.Rescaling(1.0 / 255, name="rescale")(inputs)
+    for b, n_filters in enumerate(filters, start=1):
+        for c in range(1, convs_per_block + 1):
+            last = b == len(filters) and c == convs_per_block
+            pad = last_conv_padding if (last and last_conv_padding) else padding
+            conv = layers.Conv2D(
+                n_filters,
+                kernel_size,
+                padding=pad,
+                activation=None if batch_norm else "relu",
+                use_bias=not batch_norm,
+                kernel_regularizer=regularizer(),
+                name=f"block{b}_conv{c}",
+            )
+            x = conv(x)
+            if batch_norm:
+                x = layers.BatchNormalization(name=f"block{b}_bn{c}")(x)
+                x = layers.Activation("relu", name=f"block{b}_relu{c}")(x)
+        pools = 2 if (extra_pool and b == len(filters)) else 1
+        for p in range(1, pools + 1):
+            if x.shape[1] < 2 or x.shape[2] < 2:
+                raise ValueError(
+                    f"vgg_style: the feature map is {x.shape[1]}x{x.shape[2]} before pooling "
+                    f"{p} of block {b}; use fewer blocks, 'same' padding or a larger input."
+                )
+            x = layers.MaxPooling2D(2, name=f"block{b}_pool{p}")(x)
+        if dropout:
+            x = layers.Dropout(dropout, name=f"block{b}_dropout")(x)
+    x = layers.Flatten(name="flatten")(x)
+    for i, units in enumerate(dense, start=1):
+        x = layers.Dense(
+            units, activation="relu", kernel_regularizer=regularizer(), name=f"dense{i}"
+        )(x)
+        if dropout:
+            x = layers.Dropout(dropout, name=f"dense{i}_dropout")(x)
+    outputs = layers.Dense(num_classes, activation="softmax", name="output")(x)
+    return keras.Model(inputs, outputs, name=name)
+
+
+def describe(model) -> str:
+    """A one-line layer list such as ``Conv32(3x3,same) Conv32(3x3,same) MaxPool ... Dense10-softmax``.
+
+    Nested models (e.g. an augmentation ``Sequential``) are expanded; input, rescaling and
+    plain activation layers are left out. Meant for tables and titles; ``model.summary()``
+    remains the full description.
+    """
+    import keras  # noqa: PLC0415
+
+    parts = []
+    for layer in model.layers:
+        cfg = layer.get_config()
+        kind = type(layer).__name__
+        if isinstance(layer, keras.Model):
+            parts.append(describe(layer))
+        elif kind == "Conv2D":
+            k = cfg["kernel_size"]
+            act = "" if cfg["activation"] in ("relu", "linear") else f",{cfg['activation']}"
+            parts.append(f"Conv{cfg['filters']}({k[0]}x{k[1]},{cfg['padding']}{act})")
+        elif kind == "Dense":
+            act = "" if cfg["activation"] == "relu" else f"-{cfg['activation']}"
+            parts.append(f"Dense{cfg['units']}{act}")
+        elif kind in ("MaxPooling2D", "AveragePooling2D"):
+            parts.append(kind[:3] + "Pool")
+        elif kind == "Dropout":
+            parts.append(f"Dropout{cfg['rate']:g}")
+        elif kind == "BatchNormalization":
+            parts.append("BN")
+        elif kind in ("InputLayer", "Rescaling", "Activation"):
+            continue
+        else:
+            parts.append(kind)
+    return " ".join(parts)

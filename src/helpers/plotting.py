@@ -48,19 +48,25 @@ def plot_history(
         title: the figure's title.
         save: file stem under ``figures/<notebook>/``.
     """
+    metrics = (metrics,) if isinstance(metrics, str) else tuple(metrics)  # "loss" is one metric
     fig, axes = plt.subplots(1, len(metrics), figsize=(5.5 * len(metrics), 3.8), squeeze=False)
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     for i, (label, run) in enumerate(runs.items()):
         hist = _history_of(run)
         color = colors[i % len(colors)]
         for ax, metric in zip(axes[0], metrics, strict=True):
-            if metric in hist:
-                epochs = np.arange(1, len(hist[metric]) + 1)
-                ax.plot(epochs, hist[metric], color=color, label=f"{label} train")
-            if f"val_{metric}" in hist:
-                epochs = np.arange(1, len(hist[f"val_{metric}"]) + 1)
+            for key, style, part in ((metric, "-", "train"), (f"val_{metric}", "--", "val")):
+                if key not in hist:
+                    continue
+                epochs = np.arange(1, len(hist[key]) + 1)
+                marker = "o" if len(epochs) < 3 else None  # a one-epoch run is a point, not a line
                 ax.plot(
-                    epochs, hist[f"val_{metric}"], color=color, linestyle="--", label=f"{label} val"
+                    epochs,
+                    hist[key],
+                    color=color,
+                    linestyle=style,
+                    marker=marker,
+                    label=f"{label} {part}",
                 )
     for ax, metric in zip(axes[0], metrics, strict=True):
         ax.set_xlabel("epoch")
@@ -132,6 +138,8 @@ def plot_samples(
         ax.axis("off")
     for ax, i in zip(axes.ravel(), idx, strict=False):
         img = images[i]
+        if img.ndim == 3 and img.shape[-1] == 1:
+            img = img[..., 0]  # (H, W, 1) grayscale: drawn in gray, not in a colour map
         ax.imshow(img, cmap="gray" if img.ndim == 2 else None)
         true = class_names[int(y_true[i])]
         if y_pred is None:
@@ -164,7 +172,7 @@ def plot_bars(
     )
     ax.bar_label(bars, fmt="%.3f", fontsize=8)
     if reported:
-        rep = [reported.get(k, np.nan) for k in labels]
+        rep = [np.nan if reported.get(k) is None else reported[k] for k in labels]
         rbars = ax.bar(x + width / 2, rep, width, label="report", alpha=0.6)
         ax.bar_label(rbars, fmt="%.3f", fontsize=8)
         ax.legend()

@@ -71,6 +71,8 @@ def update_readme(readme: Path, table: str) -> None:
         raise ValueError(
             f"{readme} has no {START} ... {END} markers; add them where the table goes."
         )
+    if text.index(END) < text.index(START):
+        raise ValueError(f"{readme}: the {END} marker comes before {START}; swap them.")
     new = re.sub(
         re.escape(START) + r".*?" + re.escape(END),
         lambda _: f"{START}\n{table}\n{END}",

@@ -7,6 +7,7 @@ notebook passing them around, much like matplotlib's current figure.
 
 from __future__ import annotations
 
+import logging
 import os
 import platform
 from dataclasses import dataclass
@@ -51,6 +52,9 @@ class Session:
 
     @property
     def figures_dir(self) -> Path:
+        """``figures/<notebook>``; smoke runs (CI) write to the git-ignored ``figures/smoke/``."""
+        if self.profile.name == "smoke":
+            return self.root / "figures" / "smoke" / self.notebook
         return self.root / "figures" / self.notebook
 
     @property
@@ -99,6 +103,8 @@ def setup(
     os.environ.setdefault("KERAS_BACKEND", "tensorflow")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import keras  # noqa: PLC0415  (after KERAS_BACKEND is set)
+
+    logging.getLogger("tensorflow").setLevel(logging.ERROR)  # no retracing warnings in outputs
 
     keras.utils.set_random_seed(seed)
     _CURRENT = Session(notebook=notebook, profile=prof, seed=seed, force_retrain=force_retrain)

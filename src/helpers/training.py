@@ -77,7 +77,7 @@ class Record:
         """One line: test accuracy and loss, epochs, parameters, time; reused or trained."""
         how = "reused record" if self.reused else "trained"
         rep = ""
-        if self.reported and "test_accuracy" in self.reported:
+        if self.reported and self.reported.get("test_accuracy") is not None:
             rep = f" (report: {self.reported['test_accuracy']:.3f})"
         return (
             f"{self.name}: test accuracy {self.test['accuracy']:.4f}{rep}, test loss "
@@ -221,6 +221,7 @@ def _atomic_write(path: Path, text: str) -> None:
     try:
         with os.fdopen(fd, "w") as fh:
             fh.write(text)
+        os.chmod(tmp, 0o644)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -253,6 +254,7 @@ def fit_and_record(
     notes: str = "",
     callbacks: list | None = None,
     force: bool | None = None,
+    need_weights: bool = False,
     verbose: int = 0,
 ) -> Record:
     """Fit ``model`` (already compiled) on ``data`` and return its :class:`Record`.
@@ -279,6 +281,8 @@ def fit_and_record(
         callbacks: further Keras callbacks.
         force: train even if a record with the same config exists (default: the session's
             ``force_retrain``).
+        need_weights: the trained model object is used afterwards (a later stage starts from
+            it): reuse a record only where its saved weights exist here, else train again.
         verbose: Keras ``fit`` verbosity (0 silent, 2 one line per epoch).
 
     Returns:
@@ -291,8 +295,17 @@ def fit_and_record(
     check_arrays(data.x_test, data.y_test, k, f"{name} test data")
     if validation_split is not None and validation_data is not None:
         raise ValueError("Give validation_split or validation_data, not both.")
-    if model.optimizer is None or not getattr(model, "compiled", True):
+    if getattr(model, "optimizer", None) is None or not getattr(model, "compiled", True):
         raise ValueError(f"Model for {name!r} is not compiled; call model.compile(...) first.")
+    try:
+        out_shape = tuple(model.output_shape)
+    except (AttributeError, ValueError, TypeError):  # a subclassed model that is not built yet
+        out_shape = None
+    if out_shape is not None and len(out_shape) == 2 and out_shape[-1] not in (None, k):
+        raise ValueError(
+            f"Model for {name!r} has output shape {out_shape} but the data has {k} classes; "
+            f"its last layer needs {k} units (one score per class)."
+        )
 
     x_tr, y_tr = data.x_train, data.y_train
     val = None
@@ -333,9 +346,11 @@ def fit_and_record(
     weights = sess.checkpoints_dir / f"{name}.weights.h5"
     if path.is_file() and not force:
         rec = Record.load(path)
-        if rec.config_hash == key:
+        if rec.config_hash == key and (weights.is_file() or not need_weights):
             rec.reused = True
             if weights.is_file():
+                if not model.optimizer.built:  # restore its state too (no "Skipping" warning)
+                    model.optimizer.build(model.trainable_variables)
                 model.load_weights(weights)
             else:
                 rec.notes = (
@@ -348,10 +363,18 @@ def fit_and_record(
     logs.mkdir(parents=True, exist_ok=True)
     timer = EpochTimer()
     backup = sess.checkpoints_dir / f"backup-{name}-{key}"
+    # This config's per-epoch metrics beside its backup: a run resumed after an interruption
+    # (BackupAndRestore) still records the epochs trained before it.
+    epoch_log = backup.with_name(backup.name + ".csv")
+    resumed = backup.is_dir() and epoch_log.is_file()
+    if not resumed:
+        epoch_log.unlink(missing_ok=True)
+    epoch_log.parent.mkdir(parents=True, exist_ok=True)
     cbs = [
         keras.callbacks.TerminateOnNaN(),
         timer,
-        keras.callbacks.CSVLogger(str(logs / f"{name}.csv")),
+        keras.callbacks.CSVLogger(str(logs / f"{name}.csv"), append=resumed),
+        keras.callbacks.CSVLogger(str(epoch_log), append=True),
         keras.callbacks.BackupAndRestore(str(backup), delete_checkpoint=True),
     ]
     if early_stopping:
@@ -386,6 +409,12 @@ def fit_and_record(
         )  # the pipeline shuffles already
     wall = time.perf_counter() - start
     history = {m: [float(v) for v in vals] for m, vals in hist.history.items()}
+    if resumed:
+        history = _history_from_csv(epoch_log) or history
+        notes = (
+            notes + " Resumed from a backup after an interruption: wall_time_s and epoch_times_s "
+            f"cover only the {len(timer.times)} epoch(s) run after it."
+        ).strip()
     if history.get("loss") and not np.all(np.isfinite(history["loss"])):
         notes = (notes + " Training stopped: the loss became NaN/inf (TerminateOnNaN).").strip()
 
@@ -430,8 +459,26 @@ def fit_and_record(
     model.save_weights(weights)
     _atomic_write(path, rec.to_json())
     shutil.rmtree(backup, ignore_errors=True)
+    epoch_log.unlink(missing_ok=True)
     rec.path = str(path)
     return rec
+
+
+def _history_from_csv(path: Path) -> dict[str, list[float]]:
+    """Per-epoch metrics from a ``CSVLogger`` file (a repeated epoch: its last row wins; columns
+    that are all ``NA`` are dropped)."""
+    import csv  # noqa: PLC0415
+
+    with open(path, newline="") as fh:
+        rows = {int(row["epoch"]): row for row in csv.DictReader(fh)}
+    history: dict[str, list[float]] = {}
+    for epoch in sorted(rows):
+        for key, value in rows[epoch].items():
+            if key != "epoch":
+                history.setdefault(key, []).append(
+                    float("nan") if value in (None, "", "NA") else float(value)
+                )
+    return {k: v for k, v in history.items() if not np.all(np.isnan(v))}
 
 
 def _evaluate(model, x, y, batch_size: int, k: int, one_hot: bool) -> dict[str, Any]:
@@ -459,3 +506,120 @@ def load_records(
     base = (root or current().root) / "results"
     pattern = f"{profile or '*'}/{notebook or '*'}/*.json"
     return [Record.load(p) for p in sorted(base.glob(pattern))]
+
+
+def record_predictions(
+    name: str,
+    data: Dataset,
+    train,
+    *,
+    config: dict,
+    params: int,
+    layers: int = 0,
+    backend: str = "numpy",
+    reported: dict | None = None,
+    notes: str = "",
+    force: bool | None = None,
+) -> Record:
+    """The :class:`Record` of a model that is not a Keras model (e.g. a NumPy MLP).
+
+    Same file (``results/<profile>/<notebook>/<name>.json``) and same reuse rule as
+    :func:`fit_and_record`: the key is a hash of ``config``, the session's seed and the data's
+    fingerprint; a stored record with the same key is returned (``reused=True``) without calling
+    ``train``.
+
+    Args:
+        name: the experiment's name, unique within the notebook.
+        data: the dataset the model is trained and tested on; ``data.y_test`` ``(N,)`` labels.
+        train: a callable without arguments that trains the model and returns
+            ``(proba, history)`` or ``(proba, history, epoch_times_s)``: ``proba`` the test-set
+            class probabilities ``(N, K)`` in the order of ``data.x_test``, ``history`` per-epoch
+            lists like Keras's (``loss``, ``accuracy``, ``val_loss``, ...), ``epoch_times_s`` the
+            seconds of every epoch. Its wall time (seconds) is measured here.
+        config: everything that distinguishes the run (architecture, optimiser, epochs, ...).
+        params: number of trainable parameters.
+        layers: number of weight layers.
+        backend: what computed it, e.g. ``"numpy"``.
+        reported: the report's numbers, e.g. ``{"test_accuracy": 0.9454, "source": "seed 001"}``.
+        notes: free text stored with the record.
+        force: train even if a matching record exists (default: the session's ``force_retrain``).
+
+    Returns:
+        The record; its test metrics (accuracy, macro P/R/F1/AUC, loss = mean cross-entropy in
+        nats) and confusion matrix are computed from ``proba``.
+    """
+    sess = current()
+    force = sess.force_retrain if force is None else force
+    k = data.num_classes
+    check_arrays(data.x_test, data.y_test, k, f"{name} test data")
+    full_config = {
+        "model": config,
+        "seed": sess.seed,
+        "data": {
+            "source": data.source,
+            "stand_in": data.stand_in,
+            "train": len(data.x_train),
+            "test": len(data.x_test),
+            "fingerprint": fingerprint_arrays(data.x_train, data.y_train, data.x_test, data.y_test),
+        },
+    }
+    key = _hash(full_config)
+    path = record_path(name)
+    if path.is_file() and not force:
+        rec = Record.load(path)
+        if rec.config_hash == key:
+            rec.reused = True
+            return rec
+
+    start = time.perf_counter()
+    out = train()
+    wall = time.perf_counter() - start
+    if not isinstance(out, tuple) or len(out) not in (2, 3):
+        raise ValueError(
+            f"train() for {name!r} returned {type(out).__name__}; it must return "
+            "(proba, history) or (proba, history, epoch_times_s)."
+        )
+    proba, history = np.asarray(out[0], dtype=np.float64), out[1]
+    epoch_times = [float(t) for t in out[2]] if len(out) == 3 else []
+    if proba.shape != (len(data.y_test), k):
+        raise ValueError(
+            f"{name}: test probabilities have shape {proba.shape}; expected "
+            f"({len(data.y_test)}, {k}), one row per test sample and one column per class."
+        )
+    if not np.all(np.isfinite(proba)):
+        raise ValueError(f"{name}: test probabilities contain NaN/inf; training diverged?")
+    history = {m: [float(v) for v in vals] for m, vals in dict(history).items()}
+    y = np.asarray(data.y_test)
+    pred = proba.argmax(axis=1)
+    test = M.summary(y, proba)
+    true_p = np.clip(proba[np.arange(len(y)), y], 1e-12, 1.0)
+    test["loss"] = float(-np.mean(np.log(true_p)))
+    rec = Record(
+        name=name,
+        notebook=sess.notebook,
+        profile=sess.profile.name,
+        config=full_config,
+        config_hash=key,
+        history=history,
+        epochs_run=len(history.get("loss", [])),
+        test=test,
+        confusion_matrix=M.confusion(y, pred, k).tolist(),
+        per_class_accuracy=M.per_class_accuracy(y, pred, data.class_names),
+        class_names=list(data.class_names),
+        y_test_pred=pred.tolist(),
+        wall_time_s=wall,
+        epoch_times_s=epoch_times,
+        params=int(params),
+        trainable_params=int(params),
+        layers=int(layers),
+        backend=backend,
+        devices=["cpu:0"],
+        versions=library_versions(),
+        created=datetime.now(UTC).isoformat(timespec="seconds"),
+        data=full_config["data"],
+        reported=reported,
+        notes=notes,
+    )
+    _atomic_write(path, rec.to_json())
+    rec.path = str(path)
+    return rec

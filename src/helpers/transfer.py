@@ -82,6 +82,17 @@ def _spec(name: str) -> BackboneSpec:
     return BACKBONES[key]
 
 
+def _keras_home() -> Path:
+    """Where Keras caches downloads: ``$KERAS_HOME``, else ``~/.keras`` (``/tmp/.keras`` when the
+    home folder is read-only), as Keras itself decides."""
+    try:
+        from keras.src.backend.config import keras_home  # noqa: PLC0415
+
+        return Path(keras_home()).expanduser()
+    except ImportError:  # a Keras without this private helper
+        return Path(os.environ.get("KERAS_HOME", Path.home() / ".keras")).expanduser()
+
+
 def preprocess_for(name: str):
     """The ``preprocess_input`` function of backbone ``name`` (inputs are 0-255 pixels)."""
     return getattr(keras.applications, _spec(name).module).preprocess_input
@@ -122,9 +133,7 @@ def build_backbone(
         "pooling": pooling,
         "input_shape": None if include_top else tuple(input_shape),
     }
-    cache_file = (
-        Path.home() / ".keras" / "models" / (spec.top_file if include_top else spec.notop_file)
-    )
+    cache_file = _keras_home() / "models" / (spec.top_file if include_top else spec.notop_file)
 
     if weights is None:
         model, used, pretrained = build(weights=None, **kwargs), "random", False
@@ -173,6 +182,9 @@ def freeze_all_but(model: keras.Model, n: int | None) -> keras.Model:
     Layers are counted in ``model.layers`` order (the input layer included, as in
     ``model.summary()``). Returns the model for chaining. Recompile after changing this.
     """
+    # Assigning ``trainable = True`` to a model that is already True does not reach its
+    # sublayers (Keras 3), so layers frozen by an earlier call would stay frozen: flip it.
+    model.trainable = False
     model.trainable = True
     if n is None:
         return model
@@ -184,11 +196,157 @@ def freeze_all_but(model: keras.Model, n: int | None) -> keras.Model:
     return model
 
 
+def _leaf_layers(model) -> list:
+    """The layers of ``model`` with nested models (e.g. a backbone) opened up, in order."""
+    out = []
+    for layer in model.layers:
+        out += _leaf_layers(layer) if getattr(layer, "layers", None) else [layer]
+    return out
+
+
 def trainable_summary(model: keras.Model) -> str:
-    """``"3 of 19 layers trainable; 2,359,808 of 14,714,688 parameters"``."""
-    leaves = model.layers
+    """``"3 of 19 layers with weights trainable; 2,359,808 of 14,714,688 parameters"``.
+
+    Layers of nested models (a backbone inside a classifier) are counted one by one.
+    """
+    leaves = _leaf_layers(model)
     n_tr = sum(1 for layer in leaves if layer.trainable and layer.weights)
     n_w = sum(1 for layer in leaves if layer.weights)
     tr = sum(int(keras.ops.size(w)) for w in model.trainable_weights)
     total = model.count_params()
     return f"{n_tr} of {n_w} layers with weights trainable; {tr:,} of {total:,} parameters"
+
+
+def last_weighted_layers(model: keras.Model, n: int) -> int:
+    """The ``trainable_last`` value that makes the last ``n`` layers *with weights* trainable.
+
+    Reports count a network's layers as its weight layers ("VGG16": 13 conv + 3 dense); Keras's
+    ``model.layers`` also lists inputs and pooling layers. This returns how many trailing entries
+    of ``model.layers`` cover the last ``n`` layers that have weights (pooling layers after them
+    included), e.g. 3 for ``n=2`` on VGG16 without its top (block5_conv2, block5_conv3, block5_pool).
+    """
+    weighted = [i for i, layer in enumerate(model.layers) if layer.weights]
+    if not 0 <= n <= len(weighted):
+        raise ValueError(
+            f"n={n}: {model.name} has {len(weighted)} layers with weights; choose 0..{len(weighted)}."
+        )
+    return 0 if n == 0 else len(model.layers) - weighted[-n]
+
+
+# --------------------------------------------------------------------------- ImageNet labels
+
+CLASS_INDEX_URL = (
+    "https://storage.googleapis.com/download.tensorflow.org/data/imagenet_class_index.json"
+)
+CLASS_INDEX_FILE = "imagenet_class_index.json"
+UNKNOWN = "not able to classify this image"
+
+
+def imagenet_class_names(class_index: str | os.PathLike | None = None, profile=None) -> list | None:
+    """The 1,000 ImageNet class names in output order (``["tench", "goldfish", ...]``).
+
+    Args:
+        class_index: a local copy of Keras's ``imagenet_class_index.json``; ``None`` uses Keras's
+            cached file (``~/.keras/models``), downloaded when online (as ``decode_predictions``).
+        profile: what happens when the file cannot be had (``None``: the current session's
+            profile). Smoke: prints a NOTE and returns ``None``; quick/full: raises.
+
+    Raises:
+        WeightsUnavailable: the file is missing outside the smoke profile, or is not a class index.
+    """
+    import json  # noqa: PLC0415
+
+    prof = current().profile if profile is None else get_profile(profile)
+    try:
+        if class_index is not None:
+            path = Path(class_index).expanduser()
+            if not path.is_file():
+                raise FileNotFoundError(f"{path} does not exist")
+        else:
+            path = Path(
+                keras.utils.get_file(CLASS_INDEX_FILE, CLASS_INDEX_URL, cache_subdir="models")
+            )
+        index = json.loads(path.read_text())
+        names = [index[str(i)][1] for i in range(1000)]
+    except Exception as err:
+        reason = f"{type(err).__name__}: {err}".splitlines()[0][:160]
+        how = (
+            f"The ImageNet class names could not be loaded ({reason}). Keras keeps them in "
+            f"~/.keras/models/{CLASS_INDEX_FILE} and downloads it from {CLASS_INDEX_URL} when "
+            "online; or pass CLASS_INDEX='/path/to/imagenet_class_index.json'."
+        )
+        if prof.requires_pretrained:
+            raise WeightsUnavailable(how + f" The {prof.name} profile needs them.") from err
+        print(f"NOTE: {how}\nNOTE: the smoke profile continues without class names.")
+        return None
+    return names
+
+
+def top_k(probs, class_names: list | None = None, k: int = 3) -> list[dict]:
+    """The ``k`` most probable classes of one image's probabilities ``probs`` of shape ``(K,)``.
+
+    Returns rows ``{"rank": 1, "class": 722, "label": "ping-pong_ball", "probability": 0.93}``
+    (``label`` is ``None`` without ``class_names``), most probable first.
+    """
+    import numpy as np  # noqa: PLC0415
+
+    p = np.asarray(probs, dtype=np.float64).reshape(-1)
+    order = np.argsort(-p, kind="stable")[:k]  # ties: the lower class index first
+    return [
+        {
+            "rank": r + 1,
+            "class": int(c),
+            "label": None if class_names is None else class_names[int(c)],
+            "probability": float(p[c]),
+        }
+        for r, c in enumerate(order)
+    ]
+
+
+def classify_or_unknown(probs, class_names: list | None = None, threshold: float = 0.2) -> str:
+    """The most probable class name, or ``"not able to classify this image"``.
+
+    Args:
+        probs: one image's class probabilities, shape ``(K,)``, summing to 1.
+        class_names: ``K`` names (``None``: answer with the class index, ``"class 722"``).
+        threshold: the smallest top probability (0-1) that is still answered with a class.
+    """
+    if not 0 <= threshold <= 1:
+        raise ValueError(f"threshold must be a probability in [0, 1], got {threshold}")
+    best = top_k(probs, class_names, k=1)[0]
+    if best["probability"] < threshold:
+        return UNKNOWN
+    return best["label"] if best["label"] is not None else f"class {best['class']}"
+
+
+def inference_seconds_per_image(
+    model: keras.Model, batch_size: int = 1, repeats: int = 5, warmup: int = 1, seed: int = 0
+) -> float:
+    """Median wall time of ``model.predict_on_batch`` on random 0-255 images, per image (s).
+
+    The input is ``(batch_size, *model.input_shape[1:])``; ``warmup`` untimed calls first (the
+    first call builds the graph). Timing does not depend on the weights' values.
+    """
+    import logging  # noqa: PLC0415
+    import time  # noqa: PLC0415
+
+    import numpy as np  # noqa: PLC0415
+
+    if batch_size < 1 or repeats < 1:
+        raise ValueError(f"batch_size and repeats must be >= 1, got {batch_size}, {repeats}")
+    shape = (batch_size, *model.input_shape[1:])
+    x = np.random.default_rng(seed).uniform(0, 255, size=shape).astype("float32")
+    tf_log = logging.getLogger("tensorflow")  # quiet "triggered tf.function retracing" warnings
+    level = tf_log.level
+    tf_log.setLevel(logging.ERROR)
+    try:
+        for _ in range(warmup):
+            model.predict_on_batch(x)
+        times = []
+        for _ in range(repeats):
+            start = time.perf_counter()
+            model.predict_on_batch(x)
+            times.append(time.perf_counter() - start)
+    finally:
+        tf_log.setLevel(level)
+    return float(np.median(times)) / batch_size

@@ -1,0 +1,74 @@
+"""Put the Colab badge and the Colab install cell into every notebook (idempotent).
+
+    python scripts/colab.py            # update notebooks/NN_*.ipynb in place and the README's list
+
+The badge goes under the title in the first markdown cell; the install cell is the first code
+cell and does nothing outside Colab. The README's notebook list (between its notebooks markers)
+is rebuilt from the notebooks' titles. REPO is the one place that names the public repository.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import nbformat
+
+REPO = "keras-experiment-suite/keras-experiment-suite"
+BRANCH = "main"
+ROOT = Path(__file__).resolve().parents[1]
+MARK = "# Colab only: fetch the suite and install its helpers"
+
+
+def badge(name: str) -> str:
+    url = f"https://colab.research.google.com/github/{REPO}/blob/{BRANCH}/notebooks/{name}"
+    img = "https://colab.research.google.com/assets/colab-badge.svg"
+    return f"[![Open In Colab]({img})]({url})"
+
+
+def install_cell() -> nbformat.NotebookNode:
+    source = "\n".join(
+        [
+            MARK,
+            "import sys",
+            "",
+            'if "google.colab" in sys.modules:',
+            f"    !git clone -q --depth 1 https://github.com/{REPO} /content/suite",
+            "    %pip install -q -e /content/suite",
+            "    %cd /content/suite/notebooks",
+        ]
+    )
+    return nbformat.v4.new_code_cell(source)
+
+
+def apply(path: Path) -> bool:
+    """Add or refresh the badge and install cell of one notebook; True if it changed."""
+    nb = nbformat.read(path, as_version=4)
+    before = nbformat.writes(nb)
+    first_md = next(c for c in nb.cells if c.cell_type == "markdown")
+    lines = [ln for ln in first_md.source.splitlines() if "colab-badge.svg" not in ln]
+    first_md.source = "\n".join([lines[0], "", badge(path.name), *lines[1:]]).replace(
+        "\n\n\n", "\n\n"
+    )
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    if code and code[0].source.startswith(MARK):
+        code[0].source = install_cell().source
+    else:
+        idx = nb.cells.index(first_md) + 1
+        nb.cells.insert(idx, install_cell())
+    changed = nbformat.writes(nb) != before
+    if changed:
+        nbformat.write(nb, path)
+    return changed
+
+
+def main() -> None:
+    paths = [Path(p) for p in sys.argv[1:]] or sorted(
+        (ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb")
+    )
+    for p in paths:
+        print(f"{p.name}: {'updated' if apply(p) else 'unchanged'}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,170 @@
+"""Fixtures of the helpers' unit tests.
+
+Every test runs with its own suite root (``results/``, ``figures/``, ``logs/``, ``checkpoints/``)
+and decoded-image cache under ``tmp_path``, in the smoke profile, with no current session, so no
+test writes into the repository or sees another test's records. The real CIFAR-10 image folder is
+found through ``$SUITE_DATA_DIR`` or ``../shared/data`` beside the checkout; tests that need it
+are skipped, with the reason, where it is absent.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ.setdefault("MPLBACKEND", "Agg")
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+
+from helpers import session  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def shared_data_dir() -> Path | None:
+    """The folder holding ``cifar10/train`` and ``cifar10/test``, or None where there is none."""
+    candidates = []
+    if os.environ.get("SUITE_DATA_DIR"):
+        candidates.append(Path(os.environ["SUITE_DATA_DIR"]))
+    candidates.append(REPO.parent / "shared" / "data")
+    for folder in candidates:
+        if (folder / "cifar10" / "train").is_dir() and (folder / "cifar10" / "test").is_dir():
+            return folder.resolve()
+    return None
+
+
+SHARED_DATA = shared_data_dir()
+NO_CIFAR = (
+    "CIFAR-10 image folder not found: set SUITE_DATA_DIR to the folder holding "
+    "cifar10/train and cifar10/test (or put it at ../shared/data beside the checkout)"
+)
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path | None:
+    """The folder holding the real ``cifar10/`` image folder, or None where it is absent."""
+    return SHARED_DATA
+
+
+@pytest.fixture(autouse=True)
+def suite_root(tmp_path, monkeypatch) -> Path:
+    """A fresh suite root and cache in ``tmp_path``, smoke profile, no current session.
+
+    ``SUITE_DATA_DIR`` is left as it is (tests of other modules may read the real data); tests
+    that need it absent ask for :func:`no_data`.
+    """
+    root = tmp_path / "suite"
+    root.mkdir()
+    monkeypatch.setenv("SUITE_ROOT", str(root))
+    monkeypatch.setenv("SUITE_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("SUITE_PROFILE", "smoke")
+    monkeypatch.setattr(session, "_CURRENT", None)
+    yield root
+    import matplotlib.pyplot as plt  # noqa: PLC0415
+
+    plt.close("all")
+
+
+@pytest.fixture
+def no_data(tmp_path, monkeypatch) -> Path:
+    """Point ``SUITE_DATA_DIR`` at an empty folder (no local dataset copies) and return it."""
+    folder = tmp_path / "no-data"
+    folder.mkdir()
+    monkeypatch.setenv("SUITE_DATA_DIR", str(folder))
+    return folder
+
+
+@pytest.fixture(scope="session")
+def cifar_timed(tmp_path_factory):
+    """The shared CIFAR-10 folder loaded twice with :func:`helpers.data.load_cifar10`.
+
+    Returns ``(dataset, first_load_s, second_load_s, cache_dir)``: the first load decodes all
+    60,000 images (about half a minute on two cores), the second reads the cache.
+    """
+    if SHARED_DATA is None:
+        pytest.skip(NO_CIFAR)
+    from helpers import data  # noqa: PLC0415
+
+    cache = tmp_path_factory.mktemp("cifar-cache")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("SUITE_DATA_DIR", str(SHARED_DATA))
+        mp.setenv("SUITE_CACHE_DIR", str(cache))
+        start = time.perf_counter()
+        data.load_cifar10("smoke")
+        first = time.perf_counter() - start
+        start = time.perf_counter()
+        ds = data.load_cifar10("smoke")
+        second = time.perf_counter() - start
+    return ds, first, second, cache
+
+
+@pytest.fixture(scope="session")
+def small_data(tmp_path_factory):
+    """A small 10-class image dataset, 20 train and 10 test images per class, 32x32x3 uint8.
+
+    A stratified subset of the real CIFAR-10 where the folder exists (read through
+    ``load_image_folder`` from a copy of 30 images per class, so it costs no full decode);
+    elsewhere the smoke stand-in (scikit-learn digits as 32x32 RGB), so training tests still run.
+    """
+    import shutil  # noqa: PLC0415
+
+    from helpers import data  # noqa: PLC0415
+
+    if SHARED_DATA is not None:
+        root = tmp_path_factory.mktemp("cifar-small")
+        src = SHARED_DATA / "cifar10"
+        for split, n in (("train", 20), ("test", 10)):
+            for cls in data.CIFAR10_CLASSES:
+                dst = root / split / cls
+                dst.mkdir(parents=True)
+                for p in sorted((src / split / cls).iterdir())[:n]:
+                    shutil.copyfile(p, dst / p.name)
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setenv("SUITE_CACHE_DIR", str(tmp_path_factory.mktemp("small-cache")))
+            return data.load_image_folder(root)
+    x, y = data._digits_as_images(32, rgb=True)
+    xtr, xte, ytr, yte = data._split_arrays(x, y, 0.3, 0)
+    full = data.Dataset(xtr, ytr, xte, yte, [f"digit {i}" for i in range(10)], "stand-in digits")
+    return full.subset(20, 10)
+
+
+@pytest.fixture
+def smoke_session():
+    """``helpers.setup`` in the smoke profile for a test notebook called ``unit``."""
+    import helpers  # noqa: PLC0415
+
+    return helpers.setup("unit", profile="smoke", seed=0, verbose=False)
+
+
+@pytest.fixture
+def make_image():
+    """The :func:`write_image` function, for tests that build image folders."""
+    return write_image
+
+
+def write_image(path: Path, mode: str = "RGB", size=(8, 6), value: int = 100) -> Path:
+    """Write a small image file (PIL infers the format from the suffix); ``size`` is (W, H)."""
+    from PIL import Image  # noqa: PLC0415
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(value)
+    w, h = size
+    if mode == "RGB":
+        arr = rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
+        img = Image.fromarray(arr, "RGB")
+    elif mode == "L":
+        img = Image.fromarray(rng.integers(0, 256, (h, w), dtype=np.uint8), "L")
+    elif mode == "RGBA":
+        img = Image.fromarray(rng.integers(0, 256, (h, w, 4), dtype=np.uint8), "RGBA")
+    elif mode == "P":
+        img = Image.fromarray(rng.integers(0, 256, (h, w, 3), dtype=np.uint8), "RGB").convert(
+            "P", palette=Image.Palette.ADAPTIVE, colors=16
+        )
+    else:
+        raise ValueError(mode)
+    img.save(path)
+    return path

@@ -146,6 +146,7 @@ def vgg_style(
     num_classes=10,
     *,
     last_conv_padding=None,
+    bn_momentum=0.99,
     name="vgg_style",
 ):
     """A VGG-style CNN: blocks of ``convs_per_block`` ReLU convolutions and a 2x2 max pooling,
@@ -176,6 +177,8 @@ def vgg_style(
         last_conv_padding: padding of the very last convolution only (``None``: ``padding``);
             seed 002's 'valid' variant keeps its last convolution 'same' so the 32x32 input
             does not shrink to nothing.
+        bn_momentum: momentum of the batch normalization's moving mean and variance (Keras's
+            default 0.99; PyTorch's default ``momentum=0.1`` corresponds to 0.9 here).
         name: the model's name.
 
     Raises:
@@ -219,7 +222,7 @@ def vgg_style(
             )
             x = conv(x)
             if batch_norm:
-                x = layers.BatchNormalization(name=f"block{b}_bn{c}")(x)
+                x = layers.BatchNormalization(momentum=bn_momentum, name=f"block{b}_bn{c}")(x)
                 x = layers.Activation("relu", name=f"block{b}_relu{c}")(x)
         pools = 2 if (extra_pool and b == len(filters)) else 1
         for p in range(1, pools + 1):

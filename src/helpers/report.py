@@ -42,6 +42,17 @@ def _fmt(value, spec: str, default: str = "–") -> str:
     return default if value is None else format(value, spec)
 
 
+def _reported_text(reported: dict) -> str:
+    """The report's test accuracy (or, where it only gave one, its validation accuracy)."""
+    if reported.get("test_accuracy") is not None:
+        text = format(reported["test_accuracy"], ".3f")
+    elif reported.get("val_accuracy") is not None:
+        text = f"val {reported['val_accuracy']:.3f}"
+    else:
+        return "–"
+    return text + (f" ({reported['epochs']} ep.)" if reported.get("epochs") else "")
+
+
 def markdown_table(records: list[Record]) -> str:
     """The comparison table: one row per record, the report's test accuracy beside ours."""
     if not records:
@@ -52,9 +63,7 @@ def markdown_table(records: list[Record]) -> str:
     )
     rows = [head, "|" + "---|" * 11]
     for r in records:
-        rep = (r.reported or {}).get("test_accuracy")
-        rep_ep = (r.reported or {}).get("epochs")
-        rep_txt = _fmt(rep, ".3f") + (f" ({rep_ep} ep.)" if rep_ep else "")
+        rep_txt = _reported_text(r.reported or {})
         stand_in = " (stand-in data)" if r.data.get("stand_in") else ""
         rows.append(
             f"| {r.notebook} | {r.name}{stand_in} | {r.profile} | {r.test['accuracy']:.3f} | "

@@ -62,12 +62,33 @@ def apply(path: Path) -> bool:
     return changed
 
 
+def readme_list(paths: list[Path]) -> str:
+    """A markdown table: notebook link, its title, and its Colab badge."""
+    rows = ["| notebook | what it does | Colab |", "|---|---|---|"]
+    for p in paths:
+        nb = nbformat.read(p, as_version=4)
+        first_md = next(c for c in nb.cells if c.cell_type == "markdown")
+        title = first_md.source.splitlines()[0].lstrip("# ").strip()
+        rows.append(f"| [{p.stem}](notebooks/{p.name}) | {title} | {badge(p.name)} |")
+    return "\n".join(rows)
+
+
+def update_readme(paths: list[Path]) -> None:
+    """Rebuild the README's notebook list between its notebooks markers."""
+    readme = ROOT / "README.md"
+    start, end = "<!-- notebooks:start -->", "<!-- notebooks:end -->"
+    text = readme.read_text()
+    head, rest = text.split(start, 1)
+    _, tail = rest.split(end, 1)
+    readme.write_text(f"{head}{start}\n{readme_list(paths)}\n{end}{tail}")
+
+
 def main() -> None:
-    paths = [Path(p) for p in sys.argv[1:]] or sorted(
-        (ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb")
-    )
+    every = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+    paths = [Path(p) for p in sys.argv[1:]] or every
     for p in paths:
         print(f"{p.name}: {'updated' if apply(p) else 'unchanged'}")
+    update_readme(every)
 
 
 if __name__ == "__main__":

@@ -26,6 +26,16 @@ def save_figure(fig, name: str, notebook: str | None = None) -> Path:
     return path
 
 
+def _finish(fig, title: str | None, save: str | None):
+    """Title, tight layout and, when ``save`` names a file stem, the PNG under figures/."""
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    if save:
+        save_figure(fig, save)
+    return fig
+
+
 def _history_of(run) -> Mapping[str, Sequence[float]]:
     """A history dict from a record, a Keras ``History`` or a plain dict."""
     if hasattr(run, "history") and isinstance(run.history, Mapping):
@@ -73,12 +83,7 @@ def plot_history(
         ax.set_ylabel(metric)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
-    if title:
-        fig.suptitle(title)
-    fig.tight_layout()
-    if save:
-        save_figure(fig, save)
-    return fig
+    return _finish(fig, title, save)
 
 
 def plot_confusion(
@@ -109,10 +114,7 @@ def plot_confusion(
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
     ax.set_title(title)
-    fig.tight_layout()
-    if save:
-        save_figure(fig, save)
-    return fig
+    return _finish(fig, None, save)
 
 
 def plot_samples(
@@ -147,12 +149,7 @@ def plot_samples(
         else:
             pred = class_names[int(y_pred[i])]
             ax.set_title(f"{pred} ({true})", fontsize=8, color="black" if pred == true else "red")
-    if title:
-        fig.suptitle(title)
-    fig.tight_layout()
-    if save:
-        save_figure(fig, save)
-    return fig
+    return _finish(fig, title, save)
 
 
 def plot_bars(
@@ -180,7 +177,4 @@ def plot_bars(
     ax.set_ylabel(ylabel)
     if title:
         ax.set_title(title)
-    fig.tight_layout()
-    if save:
-        save_figure(fig, save)
-    return fig
+    return _finish(fig, None, save)

@@ -427,30 +427,21 @@ def fit_and_record(
             "confusion_matrix": tr["confusion"].tolist(),
             "per_class_accuracy": M.per_class_accuracy(data.y_train, tr["pred"], data.class_names),
         }
-    leaves = _leaf_layers(model)
-    rec = Record(
-        name=name,
-        notebook=sess.notebook,
-        profile=sess.profile.name,
-        config=full_config,
-        config_hash=key,
-        history=history,
-        epochs_run=len(history.get("loss", [])),
-        test=test["metrics"],
-        confusion_matrix=test["confusion"].tolist(),
-        per_class_accuracy=M.per_class_accuracy(data.y_test, test["pred"], data.class_names),
-        class_names=list(data.class_names),
-        y_test_pred=test["pred"].tolist(),
+    rec = _new_record(
+        name,
+        full_config,
+        key,
+        history,
+        data,
+        test["pred"],
+        test["metrics"],
         wall_time_s=wall,
         epoch_times_s=timer.times,
         params=int(model.count_params()),
         trainable_params=int(sum(np.prod(w.shape) for w in model.trainable_weights)),
-        layers=len(leaves),
+        layers=len(_leaf_layers(model)),
         backend=keras.backend.backend(),
         devices=devices(),
-        versions=library_versions(),
-        created=datetime.now(UTC).isoformat(timespec="seconds"),
-        data=full_config["data"],
         train=train_eval,
         reported=reported,
         notes=notes,
@@ -462,6 +453,31 @@ def fit_and_record(
     epoch_log.unlink(missing_ok=True)
     rec.path = str(path)
     return rec
+
+
+def _new_record(name, config, key, history, data, pred, test_metrics, **fields) -> Record:
+    """A :class:`Record` of the current session from test predictions ``pred`` ``(N,)``; the
+    confusion matrix, per-class accuracy, versions and creation time are filled in here."""
+    sess = current()
+    k = data.num_classes
+    return Record(
+        name=name,
+        notebook=sess.notebook,
+        profile=sess.profile.name,
+        config=config,
+        config_hash=key,
+        history=history,
+        epochs_run=len(history.get("loss", [])),
+        test=test_metrics,
+        confusion_matrix=M.confusion(data.y_test, pred, k).tolist(),
+        per_class_accuracy=M.per_class_accuracy(data.y_test, pred, data.class_names),
+        class_names=list(data.class_names),
+        y_test_pred=np.asarray(pred).tolist(),
+        versions=library_versions(),
+        created=datetime.now(UTC).isoformat(timespec="seconds"),
+        data=config["data"],
+        **fields,
+    )
 
 
 def _history_from_csv(path: Path) -> dict[str, list[float]]:
@@ -594,19 +610,14 @@ def record_predictions(
     test = M.summary(y, proba)
     true_p = np.clip(proba[np.arange(len(y)), y], 1e-12, 1.0)
     test["loss"] = float(-np.mean(np.log(true_p)))
-    rec = Record(
-        name=name,
-        notebook=sess.notebook,
-        profile=sess.profile.name,
-        config=full_config,
-        config_hash=key,
-        history=history,
-        epochs_run=len(history.get("loss", [])),
-        test=test,
-        confusion_matrix=M.confusion(y, pred, k).tolist(),
-        per_class_accuracy=M.per_class_accuracy(y, pred, data.class_names),
-        class_names=list(data.class_names),
-        y_test_pred=pred.tolist(),
+    rec = _new_record(
+        name,
+        full_config,
+        key,
+        history,
+        data,
+        pred,
+        test,
         wall_time_s=wall,
         epoch_times_s=epoch_times,
         params=int(params),
@@ -614,9 +625,6 @@ def record_predictions(
         layers=int(layers),
         backend=backend,
         devices=["cpu:0"],
-        versions=library_versions(),
-        created=datetime.now(UTC).isoformat(timespec="seconds"),
-        data=full_config["data"],
         reported=reported,
         notes=notes,
     )

@@ -133,7 +133,12 @@ def build_backbone(
         "pooling": pooling,
         "input_shape": None if include_top else tuple(input_shape),
     }
-    cache_file = _keras_home() / "models" / (spec.top_file if include_top else spec.notop_file)
+    file_name = spec.top_file if include_top else spec.notop_file
+    if name.lower() == "mobilenet_v2" and not include_top:
+        # Keras keeps one MobileNetV2 file per input size (96, 128, 160, 192, 224; else 224)
+        rows = input_shape[0] if input_shape[0] in (96, 128, 160, 192, 224) else 224
+        file_name = file_name.replace("_224_", f"_{rows}_")
+    cache_file = _keras_home() / "models" / file_name
 
     if weights is None:
         model, used, pretrained = build(weights=None, **kwargs), "random", False

@@ -7,8 +7,9 @@
 Each notebook is executed into a temporary file and moved over the original only when every
 cell ran, so a failing run never leaves a half-executed notebook behind. Records under results/
 make a re-run of an unchanged experiment take seconds. A notebook that stops because ImageNet
-weights cannot be had (quick/full profiles offline) is reported as skipped; any other error is a
-failure, the remaining notebooks still run, and the exit status is 1.
+weights or a dataset cannot be had (quick/full profiles offline: WeightsUnavailable,
+DatasetUnavailable) is reported as skipped; any other error is a failure, the remaining notebooks
+still run, and the exit status is 1.
 """
 
 from __future__ import annotations
@@ -63,7 +64,7 @@ def main() -> None:
             seconds = execute(nb)
         except CellExecutionError as err:
             last = (getattr(err, "evalue", "") or str(err).strip().splitlines()[-1])[:500]
-            if getattr(err, "ename", "") == "WeightsUnavailable":
+            if getattr(err, "ename", "") in ("WeightsUnavailable", "DatasetUnavailable"):
                 skipped.append(nb.name)
                 print(f"[{profile}] {nb.name} SKIPPED (left unchanged): {last}", flush=True)
             else:
@@ -72,7 +73,7 @@ def main() -> None:
             continue
         print(f"[{profile}] {nb.name} done in {seconds / 60:.1f} min", flush=True)
     if skipped:
-        print(f"skipped for lack of ImageNet weights: {', '.join(skipped)}")
+        print(f"skipped for lack of ImageNet weights or a dataset: {', '.join(skipped)}")
     if failed:
         sys.exit(f"failed: {', '.join(failed)}")
 

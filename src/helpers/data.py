@@ -32,6 +32,10 @@ class DataError(ValueError):
     """A dataset could not be read; the message names the file or folder and what to do."""
 
 
+class DatasetUnavailable(DataError):
+    """No source of a named dataset works here (no local copy, no download); says where to put it."""
+
+
 @dataclass
 class Dataset:
     """Train and test arrays with their class names and where they came from.
@@ -323,7 +327,7 @@ def load_cifar10(profile=None, seed: int = 0) -> Dataset:
     except Exception as err:  # offline, or a broken download
         reason = f"{type(err).__name__}: {err}".splitlines()[0][:200]
     if prof.name != "smoke":
-        raise DataError(
+        raise DatasetUnavailable(
             f"CIFAR-10 not found: no image folder at {folder} and keras.datasets.cifar10 failed "
             f"({reason}). Put the dataset at {folder} as train/<class>/*.jpg and test/<class>/*.jpg "
             "(or set SUITE_DATA_DIR), or run once with network access so Keras can download it."
@@ -473,7 +477,7 @@ def load_flowers102(
     except Exception as err:  # not installed, offline, or a broken download
         reason = f"{type(err).__name__}: {err}".splitlines()[0][:200]
     if prof.name != "smoke":
-        raise DataError(
+        raise DatasetUnavailable(
             f"Oxford Flowers 102 not found: no image folder at {folder} and tensorflow-datasets "
             f"failed ({reason}). Put the images at {folder} as train/<class>/*.jpg and "
             "test/<class>/*.jpg (or pass the folder), or `pip install tensorflow-datasets` and "

@@ -168,6 +168,17 @@ def _compile_config(model) -> dict:
     return cfg
 
 
+def _data_config(data: Dataset) -> dict:
+    """Source, sizes and a content hash of the dataset: the data part of a record's key."""
+    return {
+        "source": data.source,
+        "stand_in": data.stand_in,
+        "train": len(data.x_train),
+        "test": len(data.x_test),
+        "fingerprint": fingerprint_arrays(data.x_train, data.y_train, data.x_test, data.y_test),
+    }
+
+
 def _hash(obj) -> str:
     text = json.dumps(obj, sort_keys=True, default=_jsonable)
     return hashlib.sha1(text.encode()).hexdigest()[:12]
@@ -332,13 +343,7 @@ def fit_and_record(
         "early_stopping": early_stopping,
         "one_hot": one_hot,
         "seed": sess.seed,
-        "data": {
-            "source": data.source,
-            "stand_in": data.stand_in,
-            "train": len(data.x_train),
-            "test": len(data.x_test),
-            "fingerprint": fingerprint_arrays(data.x_train, data.y_train, data.x_test, data.y_test),
-        },
+        "data": _data_config(data),
         "extra": config or {},
     }
     key = _hash(full_config)
@@ -571,13 +576,7 @@ def record_predictions(
     full_config = {
         "model": config,
         "seed": sess.seed,
-        "data": {
-            "source": data.source,
-            "stand_in": data.stand_in,
-            "train": len(data.x_train),
-            "test": len(data.x_test),
-            "fingerprint": fingerprint_arrays(data.x_train, data.y_train, data.x_test, data.y_test),
-        },
+        "data": _data_config(data),
     }
     key = _hash(full_config)
     path = record_path(name)

@@ -1,11 +1,13 @@
 # The suite's two commands (see README):
-#   make run    install into .venv, execute every notebook in place (PROFILE=quick by default),
+#   make run    install into .venv, execute every notebook in place (each in the profile of its
+#               committed outputs unless PROFILE=smoke|quick|full),
 #               refresh figures/ and the README's results table
 #   make test   install into .venv, lint, unit tests, nbval of every notebook in the smoke profile
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
-PROFILE ?= $(or $(SUITE_PROFILE),quick)
+# PROFILE empty: each notebook runs in the profile of its committed outputs (its metadata)
+PROFILE ?= $(SUITE_PROFILE)
 NOTEBOOKS ?=
 # Use the shared CIFAR-10 copy beside the checkout when there is one and nothing else was set.
 SUITE_DATA_DIR ?= $(if $(wildcard ../shared/data/cifar10),$(abspath ../shared/data),$(abspath data))
@@ -18,7 +20,7 @@ export PYTHONUNBUFFERED := 1
 $(VENV)/.installed: requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -r requirements.txt -e .
+	$(PY) -m pip install --quiet -e ".[all]"
 	$(PY) -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (suite)" >/dev/null
 	touch $@
 

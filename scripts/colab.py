@@ -27,15 +27,30 @@ def badge(name: str) -> str:
 
 
 def install_cell() -> nbformat.NotebookNode:
+    """The first code cell: in Colab, clone the suite and install it; elsewhere, nothing.
+
+    Plain Python, no ``!``/``%`` magics, so it runs (and is tested) in any interpreter. The
+    install is not editable: an editable install is a ``.pth`` file that Python reads only at
+    start-up, so ``import helpers`` in the same kernel would fail. A regular install lands in
+    site-packages, already on ``sys.path``, and brings the pinned keras of pyproject.toml.
+    ``SUITE_CLONE`` moves the clone (the tests point it at a copy of the suite).
+    """
     source = "\n".join(
         [
             MARK,
+            "import importlib",
+            "import os",
+            "import subprocess",
             "import sys",
             "",
             'if "google.colab" in sys.modules:',
-            f"    !git clone -q --depth 1 https://github.com/{REPO} /content/suite",
-            "    %pip install -q -e /content/suite",
-            "    %cd /content/suite/notebooks",
+            '    SUITE = os.environ.get("SUITE_CLONE", "/content/suite")',
+            "    if not os.path.isdir(SUITE):",
+            f'        url = "https://github.com/{REPO}"',
+            '        subprocess.run(["git", "clone", "-q", "--depth", "1", url, SUITE], check=True)',
+            '    subprocess.run([sys.executable, "-m", "pip", "install", "-q", SUITE], check=True)',
+            "    importlib.invalidate_caches()",
+            '    os.chdir(SUITE + "/notebooks")',
         ]
     )
     return nbformat.v4.new_code_cell(source)

@@ -1,8 +1,12 @@
-"""Execute notebooks in place, top to bottom, in the current profile ($SUITE_PROFILE).
+"""Execute notebooks in place, top to bottom, each in its profile.
 
     python scripts/run_notebooks.py                    # every notebook in notebooks/
     python scripts/run_notebooks.py 03 05              # notebooks whose names start with 03 or 05
     SUITE_PROFILE=smoke python scripts/run_notebooks.py 01
+
+The profile is ``$SUITE_PROFILE`` where it is set; otherwise each notebook runs in the profile its
+committed outputs were made with (``metadata.suite.profile``, written here after every run; quick
+for a notebook without it), so a plain run re-renders every notebook from its committed records.
 
 Each notebook is executed into a temporary file and moved over the original only when every
 cell ran, so a failing run never leaves a half-executed notebook behind. Records under results/
@@ -38,13 +42,23 @@ def select(prefixes: list[str]) -> list[Path]:
     return chosen
 
 
-def execute(path: Path) -> float:
+def committed_profile(nb) -> str:
+    """The profile a notebook's stored outputs come from (``quick`` if it does not say)."""
+    return nb.metadata.get("suite", {}).get("profile") or "quick"
+
+
+def execute(path: Path, profile: str | None = None) -> tuple[str, float]:
+    """Run the notebook at ``path`` in ``profile`` (default: its committed one) and write it back
+    only if every cell ran. Returns the profile and the seconds it took."""
     nb = nbformat.read(path, as_version=4)
+    profile = profile or committed_profile(nb)
+    os.environ["SUITE_PROFILE"] = profile  # the kernel inherits it
     start = time.perf_counter()
     client = NotebookClient(
         nb, timeout=None, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}}
     )
     client.execute()
+    nb.metadata["suite"] = {"profile": profile}
     fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".ipynb.tmp")
     os.close(fd)
     try:
@@ -52,16 +66,17 @@ def execute(path: Path) -> float:
         os.replace(tmp, path)
     finally:
         Path(tmp).unlink(missing_ok=True)
-    return time.perf_counter() - start
+    return profile, time.perf_counter() - start
 
 
 def main() -> None:
-    profile = os.environ.get("SUITE_PROFILE", "quick")
+    chosen = os.environ.get("SUITE_PROFILE", "").strip() or None
     skipped, failed = [], []
     for nb in select(sys.argv[1:]):
+        profile = chosen or committed_profile(nbformat.read(nb, as_version=4))
         print(f"[{profile}] {nb.name} ...", flush=True)
         try:
-            seconds = execute(nb)
+            profile, seconds = execute(nb, profile)
         except CellExecutionError as err:
             last = (getattr(err, "evalue", "") or str(err).strip().splitlines()[-1])[:500]
             if getattr(err, "ename", "") in ("WeightsUnavailable", "DatasetUnavailable"):

@@ -4,13 +4,15 @@ Every test runs with its own suite root (``results/``, ``figures/``, ``logs/``, 
 and decoded-image cache under ``tmp_path``, in the smoke profile, with no current session, so no
 test writes into the repository or sees another test's records. The real CIFAR-10 image folder is
 found through ``$SUITE_DATA_DIR`` or ``../shared/data`` beside the checkout; tests that need it
-are skipped, with the reason, where it is absent.
+are skipped, with the reason, where it is absent. Unit tests read small copies of it (a few dozen
+images per class); only tests marked ``slow`` decode all 60,000 images, and no test asserts a
+timing (``benchmarks/data_load.py`` measures the load times).
 """
 
 from __future__ import annotations
 
 import os
-import time
+import shutil
 from pathlib import Path
 
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
@@ -50,6 +52,14 @@ def shared_data() -> Path | None:
     return SHARED_DATA
 
 
+@pytest.fixture(scope="session")
+def real_cifar_dir() -> Path:
+    """The folder holding the real ``cifar10/`` image folder; skips the test where it is absent."""
+    if SHARED_DATA is None:
+        pytest.skip(NO_CIFAR)
+    return SHARED_DATA
+
+
 @pytest.fixture(autouse=True)
 def suite_root(tmp_path, monkeypatch) -> Path:
     """A fresh suite root and cache in ``tmp_path``, smoke profile, no current session.
@@ -78,28 +88,55 @@ def no_data(tmp_path, monkeypatch) -> Path:
     return folder
 
 
-@pytest.fixture(scope="session")
-def cifar_timed(tmp_path_factory):
-    """The shared CIFAR-10 folder loaded twice with :func:`helpers.data.load_cifar10`.
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers",
+        "slow: reads the whole real CIFAR-10 folder (about 15 s on two cores); "
+        'deselect with -m "not slow"',
+    )
 
-    Returns ``(dataset, first_load_s, second_load_s, cache_dir)``: the first load decodes all
-    60,000 images (about half a minute on two cores), the second reads the cache.
-    """
-    if SHARED_DATA is None:
-        pytest.skip(NO_CIFAR)
+
+CIFAR_SMALL_TRAIN, CIFAR_SMALL_TEST = 45, 25  # images per class: enough for the smoke subset
+
+
+def _copy_cifar(root: Path, n_train: int, n_test: int) -> Path:
+    """``root/train/<class>/`` and ``root/test/<class>/`` with the first ``n_train`` / ``n_test``
+    images of every class of the real CIFAR-10 folder, or, where it is absent, as many generated
+    32x32 JPEGs (random pixels) in the ten CIFAR-10 class folders."""
     from helpers import data  # noqa: PLC0415
 
-    cache = tmp_path_factory.mktemp("cifar-cache")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("SUITE_DATA_DIR", str(SHARED_DATA))
-        mp.setenv("SUITE_CACHE_DIR", str(cache))
-        start = time.perf_counter()
-        data.load_cifar10("smoke")
-        first = time.perf_counter() - start
-        start = time.perf_counter()
-        ds = data.load_cifar10("smoke")
-        second = time.perf_counter() - start
-    return ds, first, second, cache
+    rng = np.random.default_rng(0)
+    for split, n in (("train", n_train), ("test", n_test)):
+        for cls in data.CIFAR10_CLASSES:
+            dst = root / split / cls
+            dst.mkdir(parents=True)
+            if SHARED_DATA is not None:
+                for p in sorted((SHARED_DATA / "cifar10" / split / cls).iterdir())[:n]:
+                    shutil.copyfile(p, dst / p.name)
+                continue
+            from PIL import Image  # noqa: PLC0415
+
+            for i in range(n):
+                arr = rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)
+                Image.fromarray(arr).save(dst / f"{i:04d}.jpg")
+    return root
+
+
+@pytest.fixture(scope="session")
+def cifar_small_dir(tmp_path_factory) -> Path:
+    """A data folder holding a small ``cifar10/`` image folder (45 train and 25 test images per
+    class, copied from the real CIFAR-10, or generated where it is absent): point
+    ``SUITE_DATA_DIR`` here and :func:`helpers.data.load_cifar10` reads it. Do not modify it."""
+    root = tmp_path_factory.mktemp("data-small")
+    _copy_cifar(root / "cifar10", CIFAR_SMALL_TRAIN, CIFAR_SMALL_TEST)
+    return root
+
+
+@pytest.fixture
+def cifar_small(cifar_small_dir, monkeypatch) -> Path:
+    """``SUITE_DATA_DIR`` set to :func:`cifar_small_dir` (with this test's own empty cache)."""
+    monkeypatch.setenv("SUITE_DATA_DIR", str(cifar_small_dir))
+    return cifar_small_dir
 
 
 @pytest.fixture(scope="session")
@@ -110,19 +147,10 @@ def small_data(tmp_path_factory):
     ``load_image_folder`` from a copy of 30 images per class, so it costs no full decode);
     elsewhere the smoke stand-in (scikit-learn digits as 32x32 RGB), so training tests still run.
     """
-    import shutil  # noqa: PLC0415
-
     from helpers import data  # noqa: PLC0415
 
     if SHARED_DATA is not None:
-        root = tmp_path_factory.mktemp("cifar-small")
-        src = SHARED_DATA / "cifar10"
-        for split, n in (("train", 20), ("test", 10)):
-            for cls in data.CIFAR10_CLASSES:
-                dst = root / split / cls
-                dst.mkdir(parents=True)
-                for p in sorted((src / split / cls).iterdir())[:n]:
-                    shutil.copyfile(p, dst / p.name)
+        root = _copy_cifar(tmp_path_factory.mktemp("cifar-small"), 20, 10)
         with pytest.MonkeyPatch.context() as mp:
             mp.setenv("SUITE_CACHE_DIR", str(tmp_path_factory.mktemp("small-cache")))
             return data.load_image_folder(root)

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import json
 import os
-import time
+import re
+import shutil
+from dataclasses import replace
 
 import keras
 import numpy as np
 import pytest
 
 from helpers import data
-from helpers.data import DataError, Dataset
+from helpers.data import DataError, Dataset, DatasetUnavailable
 
 
 def _cache_files(cache_dir):
@@ -175,39 +178,29 @@ def test_train_and_test_classes_must_match(tmp_path, make_image):
 # --------------------------------------------------------------------------- the cache
 
 
-def _one_class_folder(tmp_path, shared, n_fallback: int = 3000):
-    """A single-level folder of a few thousand small images: CIFAR-10's 5,000 cats (linked)
-    where the shared folder exists, else generated 48x48 JPEGs."""
-    root = tmp_path / "many"
-    root.mkdir()
-    if shared is not None:
-        (root / "cat").symlink_to(shared / "cifar10" / "train" / "cat")
-        return root, 5000
-    from PIL import Image  # noqa: PLC0415
-
-    rng = np.random.default_rng(0)
-    (root / "noise").mkdir()
-    for i in range(n_fallback):
-        arr = rng.integers(0, 256, (48, 48, 3), dtype=np.uint8)
-        Image.fromarray(arr).save(root / "noise" / f"{i:04d}.jpg")
-    return root, n_fallback
+def _no_decoding(path, image_size):
+    raise AssertionError(f"decoded {path}: the cache should have been read")
 
 
-def test_cache_second_load_is_fast(tmp_path, shared_data):
-    root, n = _one_class_folder(tmp_path, shared_data)
-    start = time.perf_counter()
-    first = data.load_image_folder(root)
-    t_first = time.perf_counter() - start
-    t_second = float("inf")
-    for _ in range(3):  # the best of three cached loads, to discount other processes' noise
-        start = time.perf_counter()
-        second = data.load_image_folder(root)
-        t_second = min(t_second, time.perf_counter() - start)
-    assert len(first.x_train) == n
-    assert np.array_equal(first.x_train, second.x_train)
-    assert np.array_equal(first.y_train, second.y_train)
+def test_second_load_reads_the_cache_not_the_images(cifar_small, monkeypatch):
+    """Real CIFAR-10 JPEGs (a small copy): the first load writes one cache file per split, the
+    second returns the same arrays from it without decoding any image."""
+    first = data.load_cifar10("smoke")
+    cache = data._cache_dir()
+    files = _cache_files(cache)
+    assert len(files) == 2, files  # train and test
+    assert all(f.endswith(".npz") and "tmp" not in f for f in files)
+    assert all(f.startswith(("train-", "test-")) for f in files)
+
+    monkeypatch.setattr(data, "_decode", _no_decoding)
+    second = data.load_cifar10("smoke")
+    for a, b in ((first.x_train, second.x_train), (first.y_train, second.y_train)):
+        assert np.array_equal(a, b)
+    assert np.array_equal(first.x_test, second.x_test)
+    assert np.array_equal(first.y_test, second.y_test)
     assert first.class_names == second.class_names
-    assert t_second * 5 <= t_first, f"first {t_first:.2f} s, cached {t_second:.2f} s"
+    assert first.key() == second.key() and first.provenance() == second.provenance()
+    assert _cache_files(cache) == files
 
 
 def test_cache_hit_decodes_nothing_and_leaves_no_temp_files(tmp_path, make_image, monkeypatch):
@@ -275,30 +268,65 @@ def test_failed_load_writes_no_cache(tmp_path, make_image):
 # --------------------------------------------------------------------------- named datasets
 
 
-def test_load_cifar10_from_the_shared_folder(cifar_timed):
-    ds, first, second, cache = cifar_timed
-    assert ds.x_train.shape == (50_000, 32, 32, 3) and ds.x_train.dtype == np.uint8
-    assert ds.x_test.shape == (10_000, 32, 32, 3)
+def test_load_cifar10_reads_the_folder_under_suite_data_dir(cifar_small, monkeypatch):
+    monkeypatch.setattr(keras.datasets.cifar10, "load_data", _keras_must_not_be_called)
+    ds = data.load_cifar10("quick")
+    assert ds.x_train.shape == (450, 32, 32, 3) and ds.x_train.dtype == np.uint8
+    assert ds.x_test.shape == (250, 32, 32, 3)
     assert ds.class_names == data.CIFAR10_CLASSES
-    assert np.bincount(ds.y_train).tolist() == [5000] * 10
-    assert np.bincount(ds.y_test).tolist() == [1000] * 10
-    assert not ds.stand_in and "cifar10" in ds.source
+    assert np.bincount(ds.y_train).tolist() == [45] * 10
+    assert np.bincount(ds.y_test).tolist() == [25] * 10
+    assert ds.name == "cifar10" and not ds.stand_in and ds.steps == ()
+    assert str(cifar_small / "cifar10") in ds.source
     counts = data.class_counts(ds)
-    assert counts["train"]["cat"] == 5000 and counts["test"]["truck"] == 1000
-    # the cache: second load at least 5x faster, no temp files left
-    assert second * 5 <= first, f"decode {first:.1f} s, cached {second:.1f} s"
-    assert all(f.endswith(".npz") and "tmp" not in f for f in _cache_files(cache))
-    assert len(_cache_files(cache)) == 2  # train and test
+    assert counts["train"]["cat"] == 45 and counts["test"]["truck"] == 25
 
 
-def test_cifar_for_profile_is_a_stratified_subset(cifar_timed):
-    ds = cifar_timed[0]
+def test_cifar_for_profile_is_a_stratified_subset(cifar_small):
     from helpers.profiles import PROFILES  # noqa: PLC0415
 
+    ds = data.load_cifar10("smoke")
     sub = ds.for_profile(PROFILES["smoke"])
     assert np.bincount(sub.y_train).tolist() == [40] * 10
     assert np.bincount(sub.y_test).tolist() == [20] * 10
-    assert ds.for_profile(PROFILES["full"]).x_train.shape == ds.x_train.shape
+    assert sub.steps == ("subset train 40/class test 20/class seed 0",)
+    full = ds.for_profile(PROFILES["full"])
+    assert full is ds and full.key() == ds.key()  # no subset, no step
+
+
+def test_real_cifar10_folder_has_5000_and_1000_images_per_class(real_cifar_dir):
+    """The shared folder's layout and counts, from the file listing (nothing decoded)."""
+    for split, n in (("train", 5000), ("test", 1000)):
+        files, labels, classes = data._list_images(real_cifar_dir / "cifar10" / split)
+        assert classes == data.CIFAR10_CLASSES
+        assert np.bincount(labels).tolist() == [n] * 10
+        assert all(p.suffix == ".jpg" for p in files)
+
+
+@pytest.mark.slow
+def test_load_cifar10_decodes_the_whole_real_folder(real_cifar_dir, monkeypatch):
+    """All 60,000 real images through load_cifar10 (about 15 s on two cores, cache included)."""
+    monkeypatch.setenv("SUITE_DATA_DIR", str(real_cifar_dir))
+    ds = data.load_cifar10("full")
+    assert ds.x_train.shape == (50_000, 32, 32, 3) and ds.x_train.dtype == np.uint8
+    assert ds.x_test.shape == (10_000, 32, 32, 3)
+    assert np.bincount(ds.y_train).tolist() == [5000] * 10
+    assert np.bincount(ds.y_test).tolist() == [1000] * 10
+    assert ds.class_names == data.CIFAR10_CLASSES
+    assert ds.name == "cifar10" and not ds.stand_in
+    assert ds.key() == {
+        "dataset": "cifar10",
+        "steps": [],
+        "classes": data.CIFAR10_CLASSES,
+        "train": 50_000,
+        "test": 10_000,
+        "shape": [32, 32, 3],
+    }
+    assert len(_cache_files(data._cache_dir())) == 2  # train and test
+
+
+def _keras_must_not_be_called(*args, **kwargs):
+    raise AssertionError("keras.datasets was called although a local folder exists")
 
 
 def _keras_fails(*args, **kwargs):
@@ -311,6 +339,10 @@ def test_cifar_stand_in_in_smoke_is_announced(monkeypatch, capsys, no_data):
     out = capsys.readouterr().out
     assert "NOTE:" in out and "STAND-IN" in out and "URL fetch failure" in out
     assert ds.stand_in and "stand-in" in ds.source
+    assert "stand-in" in ds.name and "cifar10" in ds.name and ds.name != "cifar10"
+    assert ds.key()["dataset"] == ds.name  # a record of the stand-in never keys as cifar10
+    assert ds.provenance()["stand_in"] is True
+    assert ds.steps == ("split test 1/6 seed 0",)
     assert ds.x_train.shape[1:] == (32, 32, 3) and ds.x_train.dtype == np.uint8
     assert ds.num_classes == 10
     assert len(ds.x_train) + len(ds.x_test) == 1797
@@ -325,23 +357,44 @@ def test_cifar_stand_in_follows_the_session_profile(monkeypatch, no_data, smoke_
 @pytest.mark.parametrize("profile", ["quick", "full"])
 def test_cifar_missing_outside_smoke_says_where_to_put_it(monkeypatch, no_data, profile):
     monkeypatch.setattr(keras.datasets.cifar10, "load_data", _keras_fails)
-    with pytest.raises(DataError) as err:
+    with pytest.raises(DatasetUnavailable) as err:
         data.load_cifar10(profile)
     msg = str(err.value)
     assert str(no_data.resolve() / "cifar10") in msg
     assert "train/<class>" in msg and "SUITE_DATA_DIR" in msg
 
 
-def test_mnist_falls_back_to_digits_with_an_announcement(monkeypatch, capsys, no_data):
+def test_mnist_unavailable_says_where_to_put_it(monkeypatch, capsys, no_data):
     monkeypatch.setattr(keras.datasets.mnist, "load_data", _keras_fails)
-    ds = data.load_mnist(seed=0, test_fraction=0.3)
-    out = capsys.readouterr().out
-    assert "NOTE:" in out and "MNIST is not available" in out and "digits" in out
+    with pytest.raises(DatasetUnavailable) as err:
+        data.load_mnist()
+    assert isinstance(err.value, DataError)
+    msg = str(err.value)
+    assert str(no_data.resolve() / "mnist") in msg
+    assert "train/<digit>" in msg and "test/<digit>" in msg
+    assert "URL fetch failure" in msg  # the reason keras gave
+    assert "network" in msg and "digits" in msg  # what to do instead
+    assert capsys.readouterr().out == ""  # no stand-in announced: there is none
+
+
+def test_load_digits_dataset_is_the_bundled_default(capsys):
+    ds = data.load_digits_dataset(seed=0, test_fraction=0.3)
+    assert capsys.readouterr().out == ""  # no announcement: it is not a stand-in
     assert ds.x_train.shape[1:] == (8, 8) and ds.x_train.dtype == np.uint8
     assert len(ds.x_train) + len(ds.x_test) == 1797
     assert abs(len(ds.x_test) / 1797 - 0.3) < 0.01
     assert ds.x_train.max() == 255
     assert ds.class_names == [str(i) for i in range(10)]
+    assert np.bincount(ds.y_test).min() >= 50  # stratified: every digit in the test split
+    assert ds.name == "digits" and not ds.stand_in
+    assert "scikit-learn" in ds.source
+    assert ds.steps == ("split test 0.3 seed 0",)
+    again = data.load_digits_dataset(seed=0, test_fraction=0.3)
+    assert again.key() == ds.key() and again.provenance() == ds.provenance()
+    other_seed = data.load_digits_dataset(seed=1, test_fraction=0.3)
+    assert other_seed.key() != ds.key()
+    assert other_seed.provenance()["fingerprint"] != ds.provenance()["fingerprint"]
+    assert data.load_digits_dataset(seed=0, test_fraction=0.2).key() != ds.key()
 
 
 def test_mnist_reads_a_local_folder_as_grayscale(monkeypatch, tmp_path, make_image):
@@ -349,8 +402,127 @@ def test_mnist_reads_a_local_folder_as_grayscale(monkeypatch, tmp_path, make_ima
     for split in ("train", "test"):
         for c in ("0", "1"):
             make_image(tmp_path / "d" / "mnist" / split / c / "a.png", mode="L", size=(28, 28))
+    monkeypatch.setattr(keras.datasets.mnist, "load_data", _keras_must_not_be_called)
     ds = data.load_mnist()
     assert ds.x_train.shape == (2, 28, 28) and ds.x_test.shape == (2, 28, 28)
+    assert ds.name == "mnist" and not ds.stand_in and ds.key()["dataset"] == "mnist"
+
+
+def test_loaders_name_their_datasets(tmp_path, make_image):
+    # a folder read directly is named after the folder
+    for cls in ("a", "b"):
+        for i in range(4):
+            make_image(tmp_path / "my-photos" / cls / f"{i}.png", value=i)
+    assert data.load_image_folder(tmp_path / "my-photos").name == "my-photos"
+    # Flowers 102 keeps its name whatever its folder is called; the split it needs is a step
+    flowers = data.load_flowers102(tmp_path / "my-photos", image_size=8, test_fraction=0.25)
+    assert flowers.name == "flowers102" and not flowers.stand_in
+    assert flowers.steps == ("split test 0.25 seed 0",)
+    assert flowers.key()["shape"] == [8, 8, 3]
+
+
+# --------------------------------------------------------------------------- record keys
+
+
+def _two_copies(src, tmp_path, monkeypatch):
+    """The same small cifar10 folder at two absolute paths, each loaded with load_cifar10."""
+    loaded = []
+    for where in ("first/place", "second"):
+        data_dir = tmp_path / where
+        shutil.copytree(src / "cifar10", data_dir / "cifar10")
+        monkeypatch.setenv("SUITE_DATA_DIR", str(data_dir))
+        loaded.append(data.load_cifar10("quick"))
+    return loaded
+
+
+def test_key_is_the_same_for_the_same_data_at_two_paths(cifar_small_dir, tmp_path, monkeypatch):
+    a, b = _two_copies(cifar_small_dir, tmp_path, monkeypatch)
+    assert a.key() == b.key()
+    assert a.key()["dataset"] == "cifar10"
+    pa, pb = a.provenance(), b.provenance()
+    assert pa["data_source"] != pb["data_source"]
+    assert str(tmp_path / "first" / "place") in pa["data_source"]
+    assert str(tmp_path / "second") in pb["data_source"]
+    assert pa["fingerprint"] == pb["fingerprint"]
+    assert pa["stand_in"] is pb["stand_in"] is False
+    # and so are the keys of the same subset taken from each copy
+    assert a.subset(40, 20, seed=3).key() == b.subset(40, 20, seed=3).key()
+    assert (
+        a.subset(40, 20, seed=3).provenance()["fingerprint"]
+        == b.subset(40, 20, seed=3).provenance()["fingerprint"]
+    )
+
+
+def test_key_holds_no_path(cifar_small_dir, tmp_path, monkeypatch):
+    a, _ = _two_copies(cifar_small_dir, tmp_path, monkeypatch)
+    for ds in (a, a.subset(40, 20, seed=1).select_classes(["cat", "dog"])):
+        text = json.dumps(ds.key())  # plain JSON: no NumPy scalars either
+        assert str(tmp_path) not in text and str(cifar_small_dir) not in text
+        assert not re.search(r'(^|["\s])/', text), text  # nothing that starts like a path
+        assert str(tmp_path) in ds.provenance()["data_source"]  # the path is provenance
+
+
+def _named_toy() -> Dataset:
+    return replace(_dataset(), name="toy")
+
+
+def test_key_changes_with_subset_sizes_seed_and_classes():
+    ds = _named_toy()
+    base = ds.subset(5, 2, seed=0)
+    assert base.key() == ds.subset(5, 2, seed=0).key()  # deterministic
+    others = [
+        ds.subset(6, 2, seed=0),  # train size
+        ds.subset(5, 3, seed=0),  # test size
+        ds.subset(5, None, seed=0),  # whole test split
+        ds.subset(5, 2, seed=1),  # seed: same sizes, other images
+        base.select_classes(["ant", "bee"]),  # fewer classes
+        base.select_classes(["bee", "ant", "cow"]),  # same classes, other label order
+        ds,  # no subset at all
+    ]
+    keys = [json.dumps(o.key(), sort_keys=True) for o in [base, *others]]
+    assert len(set(keys)) == len(keys), keys
+    # the seed alone changes only the steps in the key (and the content hash)
+    seed1 = ds.subset(5, 2, seed=1)
+    differs = {k for k in base.key() if base.key()[k] != seed1.key()[k]}
+    assert differs == {"steps"}
+    assert base.provenance()["fingerprint"] != seed1.provenance()["fingerprint"]
+
+
+def test_key_records_the_order_of_the_steps():
+    ds = _named_toy()
+    classes_first = ds.select_classes(["ant", "bee"]).subset(5, 2, seed=0)
+    subset_first = ds.subset(5, 2, seed=0).select_classes(["ant", "bee"])
+    a, b = classes_first.key(), subset_first.key()
+    assert {k: v for k, v in a.items() if k != "steps"} == {
+        k: v for k, v in b.items() if k != "steps"
+    }
+    assert a["steps"] == ["classes ant,bee", "subset train 5/class test 2/class seed 0"]
+    assert b["steps"] == list(reversed(a["steps"]))
+    assert a != b
+
+
+def test_subset_of_none_adds_no_step():
+    ds = _named_toy()
+    assert ds.subset(None, None) is ds
+    assert ds.subset(None).key() == ds.key()
+    assert ds.key() == {
+        "dataset": "toy",
+        "steps": [],
+        "classes": ["ant", "bee", "cow"],
+        "train": 36,
+        "test": 18,
+        "shape": [4],
+    }
+
+
+def test_key_ignores_where_the_data_came_from():
+    ds = _named_toy()
+    moved = replace(ds, source="image folder /somewhere/else", notes=["copied"])
+    assert moved.key() == ds.key()
+    assert moved.provenance()["fingerprint"] == ds.provenance()["fingerprint"]
+    assert moved.provenance()["data_source"] != ds.provenance()["data_source"]
+    renamed = replace(ds, name="other")
+    assert renamed.key() != ds.key()
 
 
 # --------------------------------------------------------------------------- subsets and splits

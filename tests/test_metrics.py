@@ -104,14 +104,3 @@ def test_summary(scored):
         roc_auc_score(y, proba, multi_class="ovr", average="macro")
     )
     assert all(isinstance(v, float) for v in s.values())
-
-
-def test_labels_from_confusion_round_trip(scored):
-    if not hasattr(M, "labels_from_confusion"):
-        pytest.skip("helpers.metrics.labels_from_confusion not present")
-    y, proba = scored
-    cm = M.confusion(y, proba.argmax(1), 4)
-    yt, yp = M.labels_from_confusion(cm)
-    assert np.array_equal(M.confusion(yt, yp, 4), cm)
-    with pytest.raises(ValueError, match="square"):
-        M.labels_from_confusion(np.zeros((2, 3)))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
@@ -156,8 +158,17 @@ def test_record_predictions_writes_and_reuses(scratch_session):
     assert np.asarray(rec.confusion_matrix).sum() == len(ds.y_test)
     assert training.Record.load(path).test == rec.test
 
+    assert rec.data == ds.key() and rec.config["model"] == config and rec.model is None
+    assert rec.provenance["data_source"] == ds.source and not rec.provenance["stand_in"]
+
     again = training.record_predictions("mlp", ds, train, config=config, params=1210, layers=2)
     assert again.reused and len(calls) == 1 and again.test == rec.test
+    # the same data read elsewhere, computed by another backend: provenance, not key
+    copy = replace(ds, source="scikit-learn digits, another copy")
+    moved = training.record_predictions(
+        "mlp", copy, train, config=config, params=1210, layers=2, backend="numpy-float32"
+    )
+    assert moved.reused and len(calls) == 1 and moved.backend == "numpy"
 
     changed = training.record_predictions(
         "mlp", ds, train, config={**config, "lr": 0.4}, params=1210
@@ -177,6 +188,9 @@ def test_record_predictions_rejects_bad_probabilities(scratch_session):
         training.record_predictions("bad", ds, lambda: (np.zeros((3, 10)), {}), config={}, params=1)
     with pytest.raises(ValueError, match="must return"):
         training.record_predictions("bad", ds, lambda: np.zeros((540, 10)), config={}, params=1)
+    nan = np.full((540, 10), np.nan)
+    with pytest.raises(ValueError, match="NaN/inf"):
+        training.record_predictions("bad", ds, lambda: (nan, {}), config={}, params=1)
     assert not (scratch_session.results_dir / "bad.json").exists()
 
 

@@ -137,15 +137,3 @@ def test_batch_norm_and_forward_pass():
 def test_bad_values_raise_clear_errors(kwargs, message):
     with pytest.raises(ValueError, match=message):
         vgg_style(**kwargs)
-
-
-def test_labels_from_confusion_rebuilds_the_matrix():
-    """metrics.labels_from_confusion (used by notebook 06 for the training-set report)."""
-    from helpers import metrics
-
-    cm = np.array([[3, 1, 0], [0, 2, 2], [1, 0, 4]])
-    y_true, y_pred = metrics.labels_from_confusion(cm)
-    assert len(y_true) == cm.sum()
-    assert (metrics.confusion(y_true, y_pred, 3) == cm).all()
-    with pytest.raises(ValueError, match="square"):
-        metrics.labels_from_confusion(np.ones((2, 3)))

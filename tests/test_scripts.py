@@ -70,3 +70,22 @@ def test_the_real_notebooks_folder_is_found():
     spec.loader.exec_module(module)
     assert module.ROOT == SCRIPT.parents[1]
     assert all(p.parent == module.ROOT / "notebooks" for p in module.select([]))
+
+
+def test_each_notebook_runs_in_the_profile_of_its_committed_outputs(run_notebooks, monkeypatch):
+    import nbformat
+
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["suite"] = {"profile": "full"}
+    nbformat.write(nb, run_notebooks.ROOT / "notebooks" / "03_mlp_hyperparameters.ipynb")
+    ran = []
+    monkeypatch.setattr(
+        run_notebooks, "execute", lambda path, profile: ran.append(profile) or (profile, 0.0)
+    )
+    monkeypatch.setattr("sys.argv", ["run_notebooks.py", "03"])
+    monkeypatch.delenv("SUITE_PROFILE", raising=False)
+    run_notebooks.main()
+    monkeypatch.setenv("SUITE_PROFILE", "smoke")
+    run_notebooks.main()
+    assert ran == ["full", "smoke"]
+    assert run_notebooks.committed_profile(nbformat.v4.new_notebook()) == "quick"

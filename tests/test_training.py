@@ -1,7 +1,8 @@
 """fit_and_record: the experiment record, its reuse, retraining rules and atomic writes.
 
 Tiny models (a few hundred parameters) on 200 training and 100 test images of 32x32x3, one or
-two epochs: each fit takes a second or two on a CPU.
+two epochs: each fit takes a second or two on a CPU. Where a test says a record is reused,
+``training.fit`` is replaced by one that raises, so the reuse provably trains nothing.
 """
 
 from __future__ import annotations
@@ -9,20 +10,27 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import time
 import warnings
+from pathlib import Path
 
 import keras
 import numpy as np
 import pytest
 from keras import layers
 
-from helpers import training
-from helpers.data import DataError
+from helpers import records, training
+from helpers.data import CIFAR10_CLASSES, DataError, load_image_folder
+from helpers.records import make_key
 from helpers.training import Record, fit_and_record
 
 
-def tiny_model(lr: float = 1e-3, loss: str = "sparse_categorical_crossentropy", k: int = 10):
+def tiny_model(
+    lr: float = 1e-3,
+    loss: str = "sparse_categorical_crossentropy",
+    k: int = 10,
+    init="glorot_uniform",
+    compiled: bool = True,
+):
     """Rescale, one small convolution, global pooling, softmax: 162 parameters for 10 classes."""
     keras.utils.set_random_seed(0)
     model = keras.Sequential(
@@ -31,11 +39,26 @@ def tiny_model(lr: float = 1e-3, loss: str = "sparse_categorical_crossentropy", 
             layers.Rescaling(1 / 255),
             layers.Conv2D(4, 3, strides=2, activation="relu"),
             layers.GlobalAveragePooling2D(),
-            layers.Dense(k, activation="softmax"),
+            layers.Dense(k, activation="softmax", kernel_initializer=init),
         ]
     )
-    model.compile(optimizer=keras.optimizers.Adam(lr), loss=loss, metrics=["accuracy"])
+    if compiled:
+        model.compile(optimizer=keras.optimizers.Adam(lr), loss=loss, metrics=["accuracy"])
     return model
+
+
+class _Trains(Exception):
+    """Raised by the stand-in for ``training.fit``: the call would have trained."""
+
+
+def _no_training(*args, **kwargs):
+    raise _Trains("training.fit was called")
+
+
+@pytest.fixture
+def no_training(monkeypatch):
+    """``training.fit`` raises :class:`_Trains`: reusing a record must not call it."""
+    monkeypatch.setattr(training, "fit", _no_training)
 
 
 def _files(folder):
@@ -46,7 +69,9 @@ def _files(folder):
 
 
 def _weights_equal(a, b):
-    return all(np.array_equal(x, y) for x, y in zip(a.get_weights(), b.get_weights(), strict=True))
+    wa = a if isinstance(a, list) else a.get_weights()
+    wb = b if isinstance(b, list) else b.get_weights()
+    return len(wa) == len(wb) and all(np.array_equal(x, y) for x, y in zip(wa, wb, strict=True))
 
 
 @pytest.fixture(scope="module")
@@ -63,26 +88,22 @@ def _trained_once(small_data, tmp_path_factory):
         mp.setenv("SUITE_ROOT", str(root))
         mp.setattr(session, "_CURRENT", None)
         helpers.setup("unit", profile="smoke", seed=0, verbose=False)
-        model = tiny_model()
-        rec = fit_and_record(model, small_data, "base", epochs=1, batch_size=32)
-    return root, model.get_weights(), rec
+        rec = fit_and_record("base", tiny_model, small_data, epochs=1, batch_size=32)
+    return root, rec.model.get_weights(), rec
 
 
 @pytest.fixture
 def base(_trained_once, suite_root, smoke_session):
-    """The record ``base`` (copied into this test's suite root) and a model with its weights."""
+    """The record ``base`` (copied into this test's suite root) and its trained weights."""
     root, weights, _ = _trained_once
     for sub in ("results", "checkpoints", "logs"):
         shutil.copytree(root / sub, suite_root / sub)
-    model = tiny_model()
-    model.set_weights(weights)
-    return Record.load(training.record_path("base")), model
+    return Record.load(training.record_path("base")), weights
 
 
-def test_record_fields(_trained_once, base, small_data, suite_root):
-    root, _, rec = _trained_once  # the record as fit_and_record returned it
-    model = base[1]
-    assert isinstance(rec, Record) and not rec.reused
+def test_record_fields(_trained_once, small_data):
+    root, weights, rec = _trained_once  # the record as fit_and_record returned it
+    assert isinstance(rec, Record) and not rec.reused and rec.record_version == 2
     assert (rec.name, rec.notebook, rec.profile) == ("base", "unit", "smoke")
     n_test = len(small_data.y_test)
     assert rec.epochs_run == 1
@@ -93,67 +114,141 @@ def test_record_fields(_trained_once, base, small_data, suite_root):
     assert cm.shape == (10, 10) and cm.sum() == n_test
     assert np.trace(cm) / n_test == pytest.approx(rec.test["accuracy"])
     assert len(rec.y_test_pred) == n_test
+    assert rec.train is None and rec.y_train_pred is None  # only with evaluate_train
     assert [r["class"] for r in rec.per_class_accuracy] == small_data.class_names
     assert sum(r["total"] for r in rec.per_class_accuracy) == n_test
     assert sum(r["correct"] for r in rec.per_class_accuracy) == np.trace(cm)
     assert len(rec.epoch_times_s) == 1 and rec.epoch_times_s[0] > 0
     assert rec.wall_time_s >= rec.epoch_times_s[0]
-    assert rec.backend == keras.backend.backend() and rec.devices
-    assert {"python", "keras", "numpy"} <= set(rec.versions)
-    assert rec.params == model.count_params() == 162
+    # the trained model comes with the record
+    assert isinstance(rec.model, keras.Model) and _weights_equal(rec.model, weights)
+    assert rec.params == rec.model.count_params() == 162
     assert rec.trainable_params == 162 and rec.layers == 4
+    # provenance: where, on what and with what it was made
+    prov = rec.provenance
+    assert rec.backend == prov["backend"] == keras.backend.backend() and prov["devices"]
+    assert {"python", "keras", "numpy"} <= set(prov["versions"]) and prov["created"]
+    assert prov["data_source"] == small_data.source and prov["stand_in"] is False
+    assert len(prov["fingerprint"]) == 16
+    # the key: what determines the result
+    assert rec.data == small_data.key() == rec.config["data"]
     assert rec.data["train"] == 200 and rec.data["test"] == 100
     assert rec.config["epochs"] == 1 and rec.config["compile"]["optimizer"]["class"] == "Adam"
+    assert rec.config["callbacks"] == [] and rec.config["evaluate_train"] is False
+    assert rec.config_hash == make_key(rec.config)
     assert "base: test accuracy" in rec.summary() and "[trained]" in rec.summary()
 
     path = root / "results" / "smoke" / "unit" / "base.json"
     assert rec.path == str(path.resolve()) and path.is_file()
     stored = json.loads(path.read_text())
-    assert "reused" not in stored and "path" not in stored
+    assert not {"reused", "path", "model", "trained_model", "model_loader"} & set(stored)
+    assert stored["record_version"] == 2 and "backend" not in stored and "data" not in stored
     assert Record.load(path) == rec
     assert (root / "checkpoints" / "smoke" / "unit" / "base.weights.h5").is_file()
     assert (root / "logs" / "smoke" / "unit" / "base.csv").is_file()
+    assert (root / "logs" / "smoke" / "unit" / "tensorboard" / "base").is_dir()  # always written
     assert not [f for f in _files(root) if f.endswith(".tmp")]
     # the BackupAndRestore folder of a finished run is removed
     assert not list((root / "checkpoints" / "smoke" / "unit").glob("backup-*"))
 
 
-def test_unchanged_config_reuses_the_record(base, small_data):
+def test_unchanged_config_reuses_the_record(base, small_data, no_training, capsys):
     rec, trained = base
-    fresh = tiny_model()
-    assert not _weights_equal(fresh, trained)
-    start = time.perf_counter()
+    assert not _weights_equal(tiny_model(), trained)  # a fresh build is untrained
     with warnings.catch_warnings():
-        warnings.simplefilter(
-            "error", UserWarning
-        )  # e.g. Keras's "Skipping variable loading for optimizer"
-        again = fit_and_record(fresh, small_data, "base", epochs=1, batch_size=32)
-    assert time.perf_counter() - start < 5
-    assert again.reused and "[reused record]" in again.summary()
+        # e.g. Keras's "Skipping variable loading for optimizer"
+        warnings.simplefilter("error", UserWarning)
+        again = fit_and_record("base", tiny_model, small_data, epochs=1, batch_size=32)
+    assert again.reused and "[reused record made with" in again.summary()
+    assert again.summary() in capsys.readouterr().out  # its summary line is printed
     assert again.config_hash == rec.config_hash
-    assert again.test == rec.test and again.created == rec.created
-    assert _weights_equal(fresh, trained)  # the saved weights were loaded
-    assert int(fresh.optimizer.iterations) == 7  # and the optimizer's state: 200 / 32 steps
+    assert again.test == rec.test and again.provenance == rec.provenance
+    assert _weights_equal(again.model, trained)  # the saved weights were loaded
+    assert int(again.model.optimizer.iterations) == 7  # and the optimizer's state: 200 / 32 steps
+
+    # a model instead of a builder, and a builder that leaves compiling to compile=: same run
+    assert fit_and_record("base", tiny_model(), small_data, epochs=1, batch_size=32).reused
+    built = fit_and_record(
+        "base",
+        lambda: tiny_model(compiled=False),
+        small_data,
+        epochs=1,
+        batch_size=32,
+        compile={
+            "optimizer": keras.optimizers.Adam(1e-3),
+            "loss": "sparse_categorical_crossentropy",
+        },
+    )
+    assert built.reused and _weights_equal(built.model, trained)
 
 
-def test_reuse_without_saved_weights_says_so(base, small_data, suite_root):
-    (suite_root / "checkpoints" / "smoke" / "unit" / "base.weights.h5").unlink()
-    again = fit_and_record(tiny_model(), small_data, "base", epochs=1, batch_size=32)
-    assert again.reused and "untrained" in again.notes
+def test_reused_record_trains_again_for_its_model_only_where_weights_are_missing(
+    base, small_data, suite_root, monkeypatch, capsys
+):
+    rec, trained = base
+    weights = suite_root / "checkpoints" / "smoke" / "unit" / "base.weights.h5"
+    weights.unlink()
+    monkeypatch.setattr(training, "fit", _no_training)
+    again = fit_and_record("base", tiny_model, small_data, epochs=1, batch_size=32)
+    assert again.reused  # the record alone: nothing was trained
+    with pytest.raises(_Trains):  # the model is trained on first use: never an untrained one
+        _ = again.model
+    assert "weights not saved here" in capsys.readouterr().out
+
+    monkeypatch.undo()
+    model = again.model
+    assert isinstance(model, keras.Model) and again.model is model
+    assert weights.is_file() and not _weights_equal(model, tiny_model())
+    stored = Record.load(rec.path)  # trained again under the same key
+    assert stored.config_hash == rec.config_hash
+    assert stored.provenance["created"] >= rec.provenance["created"]
+
+
+def test_init_runs_before_training_and_never_on_reuse(base, small_data, monkeypatch):
+    _, trained = base
+    stage1 = fit_and_record("base", tiny_model, small_data, epochs=1, batch_size=32)
+    assert stage1.reused and stage1.trained_model is None  # nothing loaded yet
+    started = []
+
+    def init(model):
+        model.set_weights(stage1.model.get_weights())
+        started.append(model.get_weights())
+
+    def stage2():
+        return fit_and_record(
+            "stage2",
+            tiny_model,
+            small_data,
+            epochs=1,
+            batch_size=32,
+            init=init,
+            config={"start": stage1.config_hash},
+        )
+
+    first = stage2()
+    assert not first.reused and len(started) == 1 and _weights_equal(started[0], trained)
+    assert first.config["extra"] == {"start": stage1.config_hash}
+
+    monkeypatch.setattr(training, "fit", _no_training)
+    stage1 = fit_and_record("base", tiny_model, small_data, epochs=1, batch_size=32)
+    again = stage2()
+    assert again.reused and len(started) == 1  # init not called
+    assert stage1.trained_model is None  # so stage 1's weights were never loaded
+    assert _weights_equal(again.model, first.model)
 
 
 def test_force_retrains(base, small_data):
     rec, _ = base
-    again = fit_and_record(tiny_model(), small_data, "base", epochs=1, batch_size=32, force=True)
+    again = fit_and_record("base", tiny_model, small_data, epochs=1, batch_size=32, force=True)
     assert not again.reused and again.config_hash == rec.config_hash
-    assert again.created >= rec.created
+    assert again.provenance["created"] >= rec.provenance["created"]
 
 
 def test_session_force_retrain_retrains(base, small_data):
     import helpers  # noqa: PLC0415
 
     helpers.setup("unit", profile="smoke", force_retrain=True, verbose=False)
-    assert not fit_and_record(tiny_model(), small_data, "base", epochs=1, batch_size=32).reused
+    assert not fit_and_record("base", tiny_model, small_data, epochs=1, batch_size=32).reused
 
 
 @pytest.mark.parametrize(
@@ -171,54 +266,84 @@ def test_changed_config_retrains(base, small_data, change):
     kwargs = {"epochs": 1, "batch_size": 32}
     kwargs.update({k: v for k, v in change.items() if k in ("epochs", "config")})
     data = small_data.subset(15, 10) if change.get("subset") else small_data
-    model = tiny_model(lr=change.get("lr", 1e-3))
-    again = fit_and_record(model, data, "base", **kwargs)
+    again = fit_and_record("base", lambda: tiny_model(lr=change.get("lr", 1e-3)), data, **kwargs)
     assert not again.reused and again.config_hash != rec.config_hash
     # the new record replaced the old one
     assert Record.load(again.path).config_hash == again.config_hash
     if "epochs" in change:
         assert again.epochs_run == 2 and len(again.epoch_times_s) == 2
+    if "subset" in change:
+        assert again.data["train"] == 150 and again.data["steps"][-1].startswith("subset")
 
 
 def test_changed_architecture_retrains(base, small_data):
     rec, _ = base
-    keras.utils.set_random_seed(0)
-    model = keras.Sequential(
-        [
-            keras.Input((32, 32, 3)),
-            layers.Rescaling(1 / 255),
-            layers.Conv2D(8, 3, strides=2, activation="relu"),
-            layers.GlobalAveragePooling2D(),
-            layers.Dense(10, activation="softmax"),
-        ]
+
+    def wider():
+        keras.utils.set_random_seed(0)
+        return keras.Sequential(
+            [
+                keras.Input((32, 32, 3)),
+                layers.Rescaling(1 / 255),
+                layers.Conv2D(8, 3, strides=2, activation="relu"),
+                layers.GlobalAveragePooling2D(),
+                layers.Dense(10, activation="softmax"),
+            ]
+        )
+
+    again = fit_and_record(
+        "base",
+        wider,
+        small_data,
+        epochs=1,
+        batch_size=32,
+        compile={"optimizer": "adam", "loss": "sparse_categorical_crossentropy"},
     )
-    model.compile("adam", "sparse_categorical_crossentropy", metrics=["accuracy"])
-    again = fit_and_record(model, small_data, "base", epochs=1, batch_size=32)
     assert not again.reused and again.config_hash != rec.config_hash
+    assert "accuracy" in again.history  # compile= adds the accuracy metric by default
 
 
-def test_validation_data_arrays_and_bad_values(small_data, smoke_session):
+def test_callbacks_enter_the_key(base, small_data, monkeypatch):
+    rec, _ = base
+
+    def run(callback):
+        return fit_and_record(
+            "base", tiny_model, small_data, epochs=1, batch_size=32, callbacks=[callback]
+        )
+
+    one = run(keras.callbacks.ReduceLROnPlateau(monitor="loss", patience=1))
+    assert not one.reused and one.config_hash != rec.config_hash
+    assert one.config["callbacks"][0]["class"] == "ReduceLROnPlateau"
+    assert one.config["callbacks"][0]["patience"] == 1
+    two_cb = keras.callbacks.ReduceLROnPlateau(monitor="loss", patience=2)
+    two = run(two_cb)
+    assert not two.reused and two.config_hash not in (one.config_hash, rec.config_hash)
+
+    monkeypatch.setattr(training, "fit", _no_training)
+    # training changed the callback's counters (and Keras flipped min_delta's sign): the same
+    # object, and a fresh one with the same settings, still name the same run
+    assert run(two_cb).reused
+    assert run(keras.callbacks.ReduceLROnPlateau(monitor="loss", patience=2)).reused
+
+
+def test_validation_arrays_and_bad_values(small_data, smoke_session):
     x, y = small_data.x_test[:50], small_data.y_test[:50]
-    rec = fit_and_record(tiny_model(), small_data, "va", epochs=1, validation_data=(x, y))
+    rec = fit_and_record("va", tiny_model, small_data, epochs=1, validation=(x, y))
     assert "val_loss" in rec.history and len(rec.config["validation_data"]) == 16
+    assert rec.config["validation_split"] is None
     with pytest.raises(ValueError, match="'train'"):
-        fit_and_record(tiny_model(), small_data, "bad", epochs=1, validation_data="train")
-    with pytest.raises(ValueError, match="not both"):
-        fit_and_record(
-            tiny_model(), small_data, "bad", epochs=1, validation_split=0.2, validation_data="test"
-        )
+        fit_and_record("bad", tiny_model, small_data, epochs=1, validation="train")
+    with pytest.raises(DataError, match="validation fraction"):
+        fit_and_record("bad", tiny_model, small_data, epochs=1, validation=1.5)
     with pytest.raises(DataError, match="validation data.*label 12"):
-        fit_and_record(
-            tiny_model(), small_data, "bad", epochs=1, validation_data=(x, np.full(50, 12))
-        )
+        fit_and_record("bad", tiny_model, small_data, epochs=1, validation=(x, np.full(50, 12)))
+    assert not training.record_path("bad").exists()
 
 
 def test_validation_split_and_early_stopping(small_data, smoke_session):
     # min_delta=1 makes every epoch after the first "no improvement": stops after epoch 2
     es = {"monitor": "val_loss", "patience": 1, "min_delta": 1.0}
-    rec = fit_and_record(
-        tiny_model(), small_data, "es", epochs=6, validation_split=0.2, early_stopping=es
-    )
+    rec = fit_and_record("es", tiny_model, small_data, epochs=6, validation=0.2, early_stopping=es)
     assert rec.epochs_run == 2 and len(rec.epoch_times_s) == 2
     assert len(rec.history["val_loss"]) == 2 and len(rec.history["val_accuracy"]) == 2
     assert rec.config["early_stopping"] == es and rec.config["validation_split"] == 0.2
@@ -226,8 +351,14 @@ def test_validation_split_and_early_stopping(small_data, smoke_session):
 
 
 def test_one_hot_labels_and_validation_on_test(small_data, smoke_session):
-    model = tiny_model(loss="categorical_crossentropy")
-    rec = fit_and_record(model, small_data, "oh", epochs=1, one_hot=True, validation_data="test")
+    rec = fit_and_record(
+        "oh",
+        lambda: tiny_model(loss="categorical_crossentropy"),
+        small_data,
+        epochs=1,
+        one_hot=True,
+        validation="test",
+    )
     assert rec.config["one_hot"] is True and np.isfinite(rec.test["loss"])
     assert np.array(rec.confusion_matrix).sum() == len(small_data.y_test)
     assert rec.config["validation_data"] == "test"
@@ -235,24 +366,46 @@ def test_one_hot_labels_and_validation_on_test(small_data, smoke_session):
     assert rec.history["val_loss"][-1] == pytest.approx(rec.test["loss"], rel=1e-4)
 
 
-def test_evaluate_train_reported_and_notes(base, small_data):
-    assert base[0].train is None  # only on request
+def test_evaluate_train_reported_and_notes(small_data, smoke_session):
     rep = {"test_accuracy": 0.74, "epochs": 15, "source": "seed 002"}
     rec = fit_and_record(
-        tiny_model(), small_data, "et", epochs=1, evaluate_train=True, reported=rep, notes="n"
+        "et", tiny_model, small_data, epochs=1, evaluate_train=True, reported=rep, notes="n"
     )
-    assert rec.train is not None
-    assert np.array(rec.train["confusion_matrix"]).sum() == len(small_data.y_train)
-    assert sum(r["total"] for r in rec.train["per_class_accuracy"]) == len(small_data.y_train)
-    assert 0 <= rec.train["metrics"]["accuracy"] <= 1
-    assert Record.load(rec.path).reported == rep and rec.notes == "n"
-    assert "(report: 0.740)" in rec.summary()
+    n_train = len(small_data.y_train)
+    assert rec.config["evaluate_train"] is True
+    assert len(rec.y_train_pred) == n_train and set(rec.y_train_pred) <= set(range(10))
+    cm = np.array(rec.train["confusion_matrix"])
+    assert cm.shape == (10, 10) and cm.sum() == n_train
+    assert cm.sum(axis=1).tolist() == np.bincount(small_data.y_train, minlength=10).tolist()
+    assert np.trace(cm) == np.sum(np.array(rec.y_train_pred) == small_data.y_train)
+    assert sum(r["total"] for r in rec.train["per_class_accuracy"]) == n_train
+    assert rec.train["metrics"]["accuracy"] == pytest.approx(np.trace(cm) / n_train)
+    stored = Record.load(rec.path)
+    assert stored.reported == rep and stored.y_train_pred == rec.y_train_pred
+    assert rec.notes == "n" and "(report: 0.740)" in rec.summary()
+
+
+def test_diverged_run_is_recorded_with_a_note(small_data, smoke_session):
+    """Weights of +inf make every output NaN: TerminateOnNaN stops in the first epoch and the
+    run is still recorded (AUC undefined), saying why it stopped."""
+    rec = fit_and_record(
+        "nan", lambda: tiny_model(init=keras.initializers.Constant(np.inf)), small_data, epochs=3
+    )
+    assert rec.epochs_run == 1 and np.isnan(rec.history["loss"][-1])
+    assert "loss became NaN/inf (TerminateOnNaN)" in rec.notes
+    assert np.isnan(rec.test["loss"]) and np.isnan(rec.test["auc_macro"])
+    assert 0 <= rec.test["accuracy"] <= 1
+    assert np.array(rec.confusion_matrix).sum() == len(small_data.y_test)
+    assert Record.load(rec.path).notes == rec.notes
 
 
 def test_uncompiled_model_raises(small_data, smoke_session):
-    model = keras.Sequential([keras.Input((32, 32, 3)), layers.Flatten(), layers.Dense(10)])
-    with pytest.raises(ValueError, match="not compiled"):
-        fit_and_record(model, small_data, "uc", epochs=1)
+    def uncompiled():
+        return keras.Sequential([keras.Input((32, 32, 3)), layers.Flatten(), layers.Dense(10)])
+
+    with pytest.raises(ValueError, match="not compiled.*compile="):
+        fit_and_record("uc", uncompiled, small_data, epochs=1)
+    assert not training.record_path("uc").exists()
 
 
 def test_bad_labels_raise(small_data, smoke_session):
@@ -260,16 +413,44 @@ def test_bad_labels_raise(small_data, smoke_session):
 
     bad = replace(small_data, y_train=small_data.y_train + 5)
     with pytest.raises(DataError, match="training data.*outside the class range"):
-        fit_and_record(tiny_model(), bad, "bl", epochs=1)
+        fit_and_record("bl", tiny_model, bad, epochs=1)
     onehot = replace(small_data, y_test=np.eye(10, dtype=np.int64)[small_data.y_test])
     with pytest.raises(DataError, match="test data.*1-D integer"):
-        fit_and_record(tiny_model(), onehot, "bl", epochs=1)
+        fit_and_record("bl", tiny_model, onehot, epochs=1)
 
 
-def test_wrong_output_width_raises_before_training(small_data, smoke_session):
-    model = tiny_model(k=3)  # 3 outputs for a 10-class dataset
+def test_wrong_output_width_raises_before_training(small_data, smoke_session, no_training):
     with pytest.raises(ValueError, match=r"\(None, 3\).*10 classes"):
-        fit_and_record(model, small_data, "w3", epochs=1)
+        fit_and_record("w3", lambda: tiny_model(k=3), small_data, epochs=1)  # 3 outputs, 10 classes
+
+
+def test_fit_and_evaluate_on_their_own(small_data, smoke_session, suite_root):
+    data = small_data.subset(5, 3)
+    model = tiny_model()
+    out = training.fit(
+        model,
+        (data.x_train, data.y_train),
+        (data.x_test, data.y_test),
+        name="direct",
+        key="k",
+        epochs=1,
+        batch_size=16,
+        num_classes=10,
+    )
+    assert set(out) == {"history", "epoch_times_s", "wall_time_s", "notes"}
+    assert set(out["history"]) >= {"loss", "val_loss"} and len(out["epoch_times_s"]) == 1
+    assert (suite_root / "logs" / "smoke" / "unit" / "direct.csv").is_file()
+    metrics, pred = training.evaluate(
+        model, data.x_test, data.y_test, batch_size=16, num_classes=10, one_hot=False
+    )
+    assert metrics["loss"] == pytest.approx(out["history"]["val_loss"][-1], rel=1e-4)
+    assert pred.shape == (30,) and metrics["accuracy"] == pytest.approx(
+        np.mean(pred == data.y_test)
+    )
+    four = tiny_model(k=4)  # 4 scores for 3 classes: caught after predicting
+    y3 = data.y_test % 3
+    with pytest.raises(ValueError, match=r"expected \(N, 3\) class scores"):
+        training.evaluate(four, data.x_test, y3, batch_size=16, num_classes=3, one_hot=False)
 
 
 class _Boom(keras.callbacks.Callback):
@@ -279,40 +460,47 @@ class _Boom(keras.callbacks.Callback):
 
 def test_failure_during_training_leaves_no_record(small_data, smoke_session, suite_root):
     with pytest.raises(RuntimeError, match="boom"):
-        fit_and_record(tiny_model(), small_data, "fail", epochs=1, callbacks=[_Boom()])
+        fit_and_record("fail", tiny_model, small_data, epochs=1, callbacks=[_Boom()])
     assert not [f for f in _files(suite_root / "results") if f.endswith(".json")]
     assert not [f for f in _files(suite_root) if f.endswith(".tmp")]
     assert not training.record_path("fail").exists()
 
 
-def test_failed_retrain_keeps_the_old_record(base, small_data):
+def test_failed_retrain_keeps_the_old_record(base, small_data, suite_root):
     rec, _ = base
+    before = Path(rec.path).read_bytes()
     with pytest.raises(RuntimeError, match="boom"):
-        fit_and_record(tiny_model(), small_data, "base", epochs=2, callbacks=[_Boom()])
-    assert Record.load(rec.path).config_hash == rec.config_hash
+        fit_and_record("base", tiny_model, small_data, epochs=2, callbacks=[_Boom()])
+    assert Path(rec.path).read_bytes() == before
+    assert not [f for f in _files(suite_root) if f.endswith(".tmp")]
 
 
-class _BoomAt(keras.callbacks.Callback):
-    """Interrupts training at the end of epoch ``epoch`` (after its backup was written)."""
+class _InterruptOnce(keras.callbacks.Callback):
+    """Interrupts training once, at the end of epoch ``epoch`` (after its backup was written).
+
+    Whether it has fired is private state, so it does not change the run's key."""
 
     def __init__(self, epoch):
         super().__init__()
         self.epoch = epoch
+        self._fired = False
 
     def on_epoch_end(self, epoch, logs=None):
-        if epoch == self.epoch:
+        if epoch == self.epoch and not self._fired:
+            self._fired = True
             raise RuntimeError(f"interrupted after epoch {epoch}")
 
 
 def test_interrupted_run_resumes_and_records_every_epoch(small_data, smoke_session, suite_root):
+    interrupt = _InterruptOnce(1)
     with pytest.raises(RuntimeError, match="interrupted after epoch 1"):
-        fit_and_record(tiny_model(), small_data, "resume", epochs=3, callbacks=[_BoomAt(1)])
+        fit_and_record("resume", tiny_model, small_data, epochs=3, callbacks=[interrupt])
     ckpt = suite_root / "checkpoints" / "smoke" / "unit"
     assert len(list(ckpt.glob("backup-resume-*"))) == 2  # the backup and its epoch log
     assert not training.record_path("resume").exists()
 
-    rec = fit_and_record(tiny_model(), small_data, "resume", epochs=3)
-    assert rec.epochs_run == 3 and len(rec.history["loss"]) == 3
+    rec = fit_and_record("resume", tiny_model, small_data, epochs=3, callbacks=[interrupt])
+    assert not rec.reused and rec.epochs_run == 3 and len(rec.history["loss"]) == 3
     assert set(rec.history) == {"loss", "accuracy"}  # no all-NA validation columns
     assert len(rec.epoch_times_s) == 1 and "Resumed from a backup" in rec.notes
     assert not list(ckpt.glob("backup-*"))  # cleaned up after the record is written
@@ -320,26 +508,8 @@ def test_interrupted_run_resumes_and_records_every_epoch(small_data, smoke_sessi
     assert [row.split(",")[0] for row in csv_rows[1:]] == ["0", "1", "2"]
 
 
-def test_atomic_write_cleans_up_on_error(tmp_path, monkeypatch):
-    target = tmp_path / "r" / "x.json"
-
-    def broken_replace(src, dst):
-        raise OSError("disk full")
-
-    monkeypatch.setattr(training.os, "replace", broken_replace)
-    with pytest.raises(OSError, match="disk full"):
-        training._atomic_write(target, "{}")
-    assert not target.exists() and os.listdir(target.parent) == []
-
-
-def test_unreadable_record_says_delete_it(tmp_path):
-    bad = tmp_path / "bad.json"
-    bad.write_text("{not json")
-    with pytest.raises(DataError, match="Delete it"):
-        Record.load(bad)
-
-
 def test_load_records(base, suite_root):
+    assert training.Record is records.Record and training.load_records is records.load_records
     second = suite_root / "results" / "smoke" / "unit" / "second.json"
     shutil.copyfile(base[0].path, second)
     names = [r.path for r in training.load_records(notebook="unit", profile="smoke")]
@@ -354,7 +524,150 @@ def test_numpy_input_path_of_other_backends(small_data, smoke_session, monkeypat
     x, y = training._pipeline(small_data.x_test, small_data.y_test, 32, False, 0, 10, True)
     assert x.dtype == np.float32 and x.shape == small_data.x_test.shape
     assert y.shape == (100, 10) and np.array_equal(y.argmax(1), small_data.y_test)
-    model = tiny_model(loss="categorical_crossentropy")
-    rec = fit_and_record(model, small_data, "np", epochs=1, one_hot=True, validation_split=0.2)
+    rec = fit_and_record(
+        "np",
+        lambda: tiny_model(loss="categorical_crossentropy"),
+        small_data,
+        epochs=1,
+        one_hot=True,
+        validation=0.2,
+    )
     assert rec.backend == "jax" and "val_loss" in rec.history
+    assert "jax" not in json.dumps(rec.config)  # the backend is provenance, not key
     assert np.array(rec.confusion_matrix).sum() == 100
+
+
+# --------------------------------------------------------------------------- portability
+
+
+@pytest.fixture
+def two_copies(tmp_path, shared_data, make_image):
+    """The same small image folder (3 train and 2 test images per class) at two absolute paths:
+    real CIFAR-10 images where the shared folder exists, random 32x32 images elsewhere."""
+    first = tmp_path / "first" / "cifar10"
+    for split, n in (("train", 3), ("test", 2)):
+        for c, cls in enumerate(CIFAR10_CLASSES):
+            dst = first / split / cls
+            dst.mkdir(parents=True)
+            if shared_data is not None:
+                for p in sorted((shared_data / "cifar10" / split / cls).iterdir())[:n]:
+                    shutil.copyfile(p, dst / p.name)
+            else:
+                for i in range(n):
+                    make_image(dst / f"{i}.png", size=(32, 32), value=100 * c + 10 * n + i)
+    second = tmp_path / "second" / "cifar10"
+    shutil.copytree(first, second)
+    return first, second
+
+
+def test_record_is_reused_from_another_copy_and_backend(
+    two_copies, smoke_session, monkeypatch, tmp_path
+):
+    first, second = (load_image_folder(p) for p in two_copies)
+    assert first.source != second.source and first.key() == second.key()
+    assert first.provenance()["fingerprint"] == second.provenance()["fingerprint"]
+    rec = fit_and_record("port", tiny_model, first, epochs=1)
+    assert not rec.reused and str(two_copies[0]) in rec.provenance["data_source"]
+    assert str(tmp_path) not in json.dumps(rec.config)  # no absolute path in the key
+
+    monkeypatch.setattr(training, "fit", _no_training)
+    again = fit_and_record("port", tiny_model, second, epochs=1)
+    assert again.reused and again.config_hash == rec.config_hash
+    assert again.provenance["data_source"] == rec.provenance["data_source"]  # where it was made
+
+    # a record made on another machine: another backend, devices, versions and data folder
+    path = Path(rec.path)
+    stored = json.loads(path.read_text())
+    stored["provenance"].update(
+        backend="jax",
+        devices=["cuda:0"],
+        versions={"python": "3.12.0", "jax": "0.6.0"},
+        data_source="image folder /elsewhere/cifar10",
+    )
+    path.write_text(json.dumps(stored))
+    monkeypatch.setattr(training, "devices", lambda: ["cpu:0", "gpu:0"])  # and here a GPU
+    third = fit_and_record("port", tiny_model, second, epochs=1)
+    assert third.reused and third.backend == "jax" and third.config_hash == rec.config_hash
+    assert "reused record made with image folder /elsewhere/cifar10 on jax/cuda:0" in (
+        third.summary()
+    )
+
+
+# --------------------------------------------------------------------------- version 1 records
+
+
+def _to_version_1(path: Path, **data_changes) -> dict:
+    """Rewrite the version-2 record at ``path`` in the layout of version 1 (provenance in
+    top-level fields and the data's source and fingerprint inside the key); returns it."""
+    d = json.loads(path.read_text())
+    prov = d.pop("provenance")
+    d.pop("y_train_pred")
+    cfg = d["config"]
+    v1_data = {
+        "source": prov["data_source"],
+        "stand_in": prov["stand_in"],
+        "train": cfg["data"]["train"],
+        "test": cfg["data"]["test"],
+        "fingerprint": prov["fingerprint"],
+        **data_changes,
+    }
+    del cfg["callbacks"], cfg["evaluate_train"]
+    cfg["data"] = v1_data
+    d.update(
+        data=v1_data,
+        config_hash=make_key(cfg),
+        record_version=1,
+        **{k: prov[k] for k in ("backend", "devices", "versions", "created")},
+    )
+    path.write_text(json.dumps(d, indent=1))
+    return d
+
+
+def test_version_1_record_is_upgraded_without_training(base, small_data, no_training):
+    rec, trained = base
+    path = Path(rec.path)
+    old = _to_version_1(path)
+    assert Record.load(path).record_version == 1 and old["config_hash"] != rec.config_hash
+
+    again = fit_and_record("base", tiny_model, small_data, epochs=1, batch_size=32)
+    assert again.reused and again.config_hash == rec.config_hash
+    assert again.test == rec.test and _weights_equal(again.model, trained)
+    stored = json.loads(path.read_text())  # rewritten as version 2 under the new key
+    assert stored["record_version"] == 2 and stored["config_hash"] == rec.config_hash
+    assert stored["config"] == rec.config and stored["test"] == rec.test
+    assert "data" not in stored and "backend" not in stored
+    assert stored["provenance"]["upgraded_from_key"] == old["config_hash"]
+    assert stored["provenance"]["fingerprint"] == rec.provenance["fingerprint"]
+    assert stored["provenance"]["backend"] == rec.backend
+    assert not [p for p in os.listdir(path.parent) if p.endswith(".tmp")]
+    # from now on it is an ordinary version-2 record
+    assert fit_and_record("base", tiny_model, small_data, epochs=1, batch_size=32).reused
+
+
+@pytest.mark.parametrize(
+    "change",
+    [{"evaluate_train": True}, {"epochs": 2}, {"callbacks": True}],
+    ids=["train-predictions-missing", "other-epochs", "callbacks"],
+)
+def test_version_1_record_of_another_run_is_not_upgraded(base, small_data, no_training, change):
+    rec, _ = base
+    path = Path(rec.path)
+    _to_version_1(path)
+    before = path.read_bytes()
+    kwargs = {"epochs": change.get("epochs", 1), "evaluate_train": "evaluate_train" in change}
+    if "callbacks" in change:
+        kwargs["callbacks"] = [keras.callbacks.ReduceLROnPlateau(monitor="loss", patience=1)]
+    with pytest.raises(_Trains):
+        fit_and_record("base", tiny_model, small_data, batch_size=32, **kwargs)
+    assert path.read_bytes() == before  # left as it was
+
+
+def test_version_1_record_of_other_data_trains(base, small_data):
+    rec, _ = base
+    path = Path(rec.path)
+    old = _to_version_1(path, fingerprint="0123456789abcdef")
+    again = fit_and_record("base", tiny_model, small_data, epochs=1, batch_size=32)
+    assert not again.reused and again.config_hash == rec.config_hash
+    stored = json.loads(path.read_text())
+    assert stored["record_version"] == 2 and "upgraded_from_key" not in stored["provenance"]
+    assert stored["provenance"]["created"] >= old["created"]

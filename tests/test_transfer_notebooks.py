@@ -65,7 +65,7 @@ def test_inference_time_is_positive():
     inp = keras.Input((8, 8, 3))
     model = keras.Model(inp, keras.layers.GlobalAveragePooling2D()(inp))
     s = transfer.inference_seconds_per_image(model, batch_size=4, repeats=2)
-    assert 0 < s < 10
+    assert s > 0
 
 
 def _image_folder(root, classes=("daisy", "rose"), per_class=4, size=(20, 30)):

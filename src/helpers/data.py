@@ -44,8 +44,14 @@ class Dataset:
         x_train, x_test: images ``(N, H, W, C)`` uint8 (or features ``(N, D)``).
         y_train, y_test: integer labels ``(N,)`` in ``[0, len(class_names))``.
         class_names: one name per label, sorted as the folders were.
-        source: a short description of where the data came from.
+        source: where the data came from here (a folder, a library loader): provenance,
+            never part of an experiment record's key.
         stand_in: True when the data is a bundled stand-in and not the named dataset.
+        notes: lines printed by :meth:`describe`.
+        name: the dataset's name (``"cifar10"``, ``"digits"``, a folder's name): what a record's
+            key says the data is, whichever copy it was read from.
+        steps: how this dataset was derived from the named one, in order (subsets with their
+            sizes and seeds, class selections, splits, resizes); part of a record's key.
     """
 
     x_train: np.ndarray
@@ -56,6 +62,8 @@ class Dataset:
     source: str
     stand_in: bool = False
     notes: list[str] = field(default_factory=list)
+    name: str = ""
+    steps: tuple[str, ...] = ()
 
     @property
     def num_classes(self) -> int:
@@ -65,9 +73,14 @@ class Dataset:
         self, train_per_class: int | None, test_per_class: int | None = None, seed: int = 0
     ) -> Dataset:
         """A stratified subset with at most this many images per class in each split."""
+        if train_per_class is None and test_per_class is None:
+            return self
         xtr, ytr = stratified_subset(self.x_train, self.y_train, train_per_class, seed)
         xte, yte = stratified_subset(self.x_test, self.y_test, test_per_class, seed)
-        return replace(self, x_train=xtr, y_train=ytr, x_test=xte, y_test=yte)
+        step = f"subset train {train_per_class}/class test {test_per_class}/class seed {seed}"
+        return replace(
+            self, x_train=xtr, y_train=ytr, x_test=xte, y_test=yte, steps=(*self.steps, step)
+        )
 
     def for_profile(self, profile, seed: int = 0) -> Dataset:
         """The subset that a :class:`~helpers.profiles.Profile` asks for."""
@@ -91,8 +104,34 @@ class Dataset:
         xtr, ytr = pick(self.x_train, self.y_train)
         xte, yte = pick(self.x_test, self.y_test)
         return replace(
-            self, x_train=xtr, y_train=ytr, x_test=xte, y_test=yte, class_names=list(names)
+            self,
+            x_train=xtr,
+            y_train=ytr,
+            x_test=xte,
+            y_test=yte,
+            class_names=list(names),
+            steps=(*self.steps, "classes " + ",".join(names)),
         )
+
+    def key(self) -> dict:
+        """What identifies this data in an experiment record's key: name, derivation steps,
+        classes, split sizes and sample shape. No path, source or content hash."""
+        return {
+            "dataset": self.name or "unnamed",
+            "steps": list(self.steps),
+            "classes": list(self.class_names),
+            "train": len(self.x_train),
+            "test": len(self.x_test),
+            "shape": list(self.x_train.shape[1:]),
+        }
+
+    def provenance(self) -> dict:
+        """Where this copy came from and a content hash of its arrays (stored, not keyed)."""
+        return {
+            "data_source": self.source,
+            "stand_in": self.stand_in,
+            "fingerprint": fingerprint_arrays(self.x_train, self.y_train, self.x_test, self.y_test),
+        }
 
     def describe(self) -> str:
         """Shapes, dtype, class count and source in a few lines."""
@@ -255,7 +294,7 @@ def load_image_folder(
     else:
         xtr, ytr, classes = _read_class_folder(root, size, cache)
         xte, yte = xtr[:0], ytr[:0]
-    return Dataset(xtr, ytr, xte, yte, classes, source=f"image folder {root}")
+    return Dataset(xtr, ytr, xte, yte, classes, source=f"image folder {root}", name=root.name)
 
 
 # --------------------------------------------------------------------------- named datasets
@@ -309,9 +348,7 @@ def load_cifar10(profile=None, seed: int = 0) -> Dataset:
     prof = current().profile if profile is None else get_profile(profile)
     folder = data_dir() / "cifar10"
     if folder.is_dir():
-        ds = load_image_folder(folder)
-        ds.source = f"image folder {folder}"
-        return ds
+        return replace(load_image_folder(folder), name="cifar10")
     try:
         import keras  # noqa: PLC0415
 
@@ -323,6 +360,7 @@ def load_cifar10(profile=None, seed: int = 0) -> Dataset:
             yte.reshape(-1).astype(np.int64),
             list(CIFAR10_CLASSES),
             source="keras.datasets.cifar10",
+            name="cifar10",
         )
     except Exception as err:  # offline, or a broken download
         reason = f"{type(err).__name__}: {err}".splitlines()[0][:200]
@@ -347,45 +385,50 @@ def load_cifar10(profile=None, seed: int = 0) -> Dataset:
         [f"digit {i}" for i in range(10)],
         source="stand-in: scikit-learn digits as 32x32 RGB",
         stand_in=True,
+        name="digits-32x32-rgb (stand-in for cifar10)",
+        steps=(f"split test 1/6 seed {seed}",),
     )
 
 
-def load_mnist(seed: int = 0, test_fraction: float = 0.3) -> Dataset:
-    """Handwritten digits: MNIST (28x28 grayscale, 60,000 + 10,000) where it can be had.
+def load_mnist() -> Dataset:
+    """MNIST: 60,000 + 10,000 handwritten digits, 28x28 grayscale uint8 ``(N, 28, 28)``.
 
-    Sources, in order: the image folder ``$SUITE_DATA_DIR/mnist``; ``keras.datasets.mnist``;
-    then scikit-learn's bundled 8x8 digits (1,797 images), announced in the output and split
-    ``1 - test_fraction`` / ``test_fraction`` stratified with ``seed``. Images are ``(N, H, W)``
-    uint8 (grayscale).
+    Sources, in order: the image folder ``$SUITE_DATA_DIR/mnist``; ``keras.datasets.mnist``
+    (downloads to ``~/.keras/datasets`` when online). There is no stand-in: where neither works,
+    use :func:`load_digits_dataset`, the bundled default of notebook 02.
+
+    Raises:
+        DatasetUnavailable: no local copy and no download; says where to put the images.
     """
     folder = data_dir() / "mnist"
     if folder.is_dir():
         ds = load_image_folder(folder)
-        ds.x_train, ds.x_test = ds.x_train[..., 0], ds.x_test[..., 0]
-        return ds
+        return replace(ds, x_train=ds.x_train[..., 0], x_test=ds.x_test[..., 0], name="mnist")
     try:
         import keras  # noqa: PLC0415
 
         (xtr, ytr), (xte, yte) = keras.datasets.mnist.load_data()
-        return Dataset(
-            xtr,
-            ytr.astype(np.int64),
-            xte,
-            yte.astype(np.int64),
-            [str(i) for i in range(10)],
-            source="keras.datasets.mnist",
-        )
-    except Exception as err:
+    except Exception as err:  # offline, or a broken download
         reason = f"{type(err).__name__}: {err}".splitlines()[0][:200]
-    _announce(
-        f"MNIST is not available here (no folder {folder}; keras.datasets failed: {reason}). "
-        "Using scikit-learn's bundled 8x8 handwritten digits (1,797 images) instead."
+        raise DatasetUnavailable(
+            f"MNIST not found: no image folder at {folder} and keras.datasets.mnist failed "
+            f"({reason}). Put it at {folder} as train/<digit>/*.png and test/<digit>/*.png, run "
+            "once with network access, or use the bundled digits (DATASET = 'digits')."
+        ) from err
+    return Dataset(
+        xtr,
+        ytr.astype(np.int64),
+        xte,
+        yte.astype(np.int64),
+        [str(i) for i in range(10)],
+        source="keras.datasets.mnist",
+        name="mnist",
     )
-    return load_digits_dataset(seed=seed, test_fraction=test_fraction)
 
 
 def load_digits_dataset(seed: int = 0, test_fraction: float = 0.3) -> Dataset:
-    """scikit-learn's bundled 8x8 digits as uint8 images ``(N, 8, 8)``, split stratified."""
+    """scikit-learn's bundled 8x8 digits (1,797 images) as uint8 ``(N, 8, 8)``, split stratified
+    ``1 - test_fraction`` / ``test_fraction`` with ``seed``. Ships with scikit-learn: no download."""
     x, y = _digits_as_images(8, rgb=False)
     xtr, xte, ytr, yte = _split_arrays(x, y, test_fraction, seed)
     return Dataset(
@@ -394,8 +437,9 @@ def load_digits_dataset(seed: int = 0, test_fraction: float = 0.3) -> Dataset:
         xte,
         yte,
         [str(i) for i in range(10)],
-        source="scikit-learn bundled digits (8x8)",
-        stand_in=False,
+        source="scikit-learn bundled digits (sklearn.datasets.load_digits)",
+        name="digits",
+        steps=(f"split test {test_fraction} seed {seed}",),
     )
 
 
@@ -446,7 +490,7 @@ def load_flowers102(
         )
     folder = Path(path) if path is not None else data_dir() / "flowers102"
     if folder.is_dir():
-        ds = load_image_folder(folder, image_size=image_size)
+        ds = replace(load_image_folder(folder, image_size=image_size), name="flowers102")
         if len(ds.x_test) == 0:
             ds = train_test_split_dataset(ds, test_fraction, seed)
             ds.notes.append(f"split stratified {1 - test_fraction:.0%} / {test_fraction:.0%}")
@@ -473,6 +517,7 @@ def load_flowers102(
             yte,
             list(info.features["label"].names),
             source="tensorflow_datasets oxford_flowers102 (train+validation / test)",
+            name="flowers102",
         )
     except Exception as err:  # not installed, offline, or a broken download
         reason = f"{type(err).__name__}: {err}".splitlines()[0][:200]
@@ -496,6 +541,7 @@ def load_flowers102(
         x_test=_resize_images(cifar.x_test, image_size),
         source=f"stand-in for Oxford Flowers 102: {cifar.source}",
         stand_in=True,
+        name=f"{cifar.name} (stand-in for flowers102)",
     )
 
 
@@ -533,7 +579,8 @@ def train_test_split_dataset(ds: Dataset, test_fraction: float, seed: int = 0) -
     x = np.concatenate([ds.x_train, ds.x_test]) if len(ds.x_test) else ds.x_train
     y = np.concatenate([ds.y_train, ds.y_test]) if len(ds.y_test) else ds.y_train
     xtr, xte, ytr, yte = _split_arrays(x, y, test_fraction, seed)
-    return replace(ds, x_train=xtr, y_train=ytr, x_test=xte, y_test=yte)
+    step = f"split test {test_fraction} seed {seed}"
+    return replace(ds, x_train=xtr, y_train=ytr, x_test=xte, y_test=yte, steps=(*ds.steps, step))
 
 
 def check_arrays(x: np.ndarray, y: np.ndarray, num_classes: int, name: str = "data") -> None:

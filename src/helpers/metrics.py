@@ -60,22 +60,6 @@ def classification_report(y_true, y_pred, class_names: Sequence[str], digits: in
     )
 
 
-def labels_from_confusion(cm) -> tuple[np.ndarray, np.ndarray]:
-    """``(y_true, y_pred)`` pairs ``(N,)`` that give the confusion matrix ``cm`` ``(K, K)``.
-
-    Lets a stored record's confusion matrix (e.g. ``record.train["confusion_matrix"]``) feed
-    :func:`classification_report` without the model's predictions.
-    """
-    cm = np.asarray(cm)
-    if cm.ndim != 2 or cm.shape[0] != cm.shape[1] or (cm < 0).any():
-        raise ValueError(f"expected a square (K, K) matrix of counts, got shape {cm.shape}")
-    k = cm.shape[0]
-    counts = cm.astype(np.int64).ravel()
-    y_true = np.repeat(np.repeat(np.arange(k), k), counts)
-    y_pred = np.repeat(np.tile(np.arange(k), k), counts)
-    return y_true, y_pred
-
-
 def macro_auc(y_true, proba: np.ndarray) -> float:
     """Macro-averaged one-vs-rest ROC AUC. Classes absent from ``y_true`` are left out.
 

@@ -15,8 +15,8 @@ import argparse
 import re
 from pathlib import Path
 
+from .records import Record, load_records
 from .session import project_root
-from .training import Record, load_records
 
 START = "<!-- results-table:start -->"
 END = "<!-- results-table:end -->"
@@ -64,7 +64,7 @@ def markdown_table(records: list[Record]) -> str:
     rows = [head, "|" + "---|" * 11]
     for r in records:
         rep_txt = _reported_text(r.reported or {})
-        stand_in = " (stand-in data)" if r.data.get("stand_in") else ""
+        stand_in = " (stand-in data)" if r.provenance.get("stand_in") else ""
         rows.append(
             f"| {r.notebook} | {r.name}{stand_in} | {r.profile} | {r.test['accuracy']:.3f} | "
             f"{rep_txt} | {r.epochs_run} | {r.layers} | {r.params:,} | "

@@ -1,122 +1,46 @@
-"""Train a compiled Keras model and keep the run as an experiment record.
+"""Fit a Keras model, evaluate it, and keep the run as an experiment record.
 
-``fit_and_record`` fits with the standard callbacks (TerminateOnNaN, CSVLogger, optional
-EarlyStopping / TensorBoard, BackupAndRestore so an interrupted run resumes), times every epoch,
-evaluates on the test split and writes a JSON record atomically to
-``results/<profile>/<notebook>/<name>.json``. Called again with an unchanged config it returns
-the stored record (and loads the saved weights into the model where they exist) instead of
-training again; ``force=True`` or ``setup(..., force_retrain=True)`` trains anyway.
+Three small steps, and one call that joins them:
+
+* :func:`fit` trains with the standard callbacks (TerminateOnNaN, CSVLogger, TensorBoard,
+  optional EarlyStopping, BackupAndRestore so an interrupted run resumes) and times every epoch;
+* :func:`evaluate` gives loss, accuracy, macro P/R/F1/AUC and the predicted classes;
+* :func:`fit_and_record` builds the model (from the notebook's own builder), computes the run's
+  key, and through :func:`helpers.records.cached` either reuses the stored record (loading the
+  saved weights where the model is needed) or fits, evaluates and writes a new one.
+
+:func:`record_predictions` does the same for models that are not Keras models (NumPy MLPs).
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
-import os
-import shutil
-import tempfile
+import csv
 import time
-from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
+import weakref
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import keras
 import numpy as np
 
 from . import metrics as M
-from .data import DataError, Dataset, check_arrays, fingerprint_arrays, split_validation
-from .session import current, devices, library_versions
+from .data import Dataset, check_arrays, fingerprint_arrays, split_validation
+from .records import Record, cached, load_records, make_key, new_record, normalized, record_path
+from .session import current, devices
 
-RECORD_VERSION = 1
-
-
-@dataclass
-class Record:
-    """One finished training run. Times are seconds; accuracies are fractions in [0, 1]."""
-
-    name: str
-    notebook: str
-    profile: str
-    config: dict
-    config_hash: str
-    history: dict[str, list[float]]
-    epochs_run: int
-    test: dict[str, float]
-    confusion_matrix: list[list[int]]
-    per_class_accuracy: list[dict]
-    class_names: list[str]
-    y_test_pred: list[int]
-    wall_time_s: float
-    epoch_times_s: list[float]
-    params: int
-    trainable_params: int
-    layers: int
-    backend: str
-    devices: list[str]
-    versions: dict[str, str]
-    created: str
-    data: dict = field(default_factory=dict)
-    train: dict | None = None
-    reported: dict | None = None
-    notes: str = ""
-    record_version: int = RECORD_VERSION
-    reused: bool = field(default=False, compare=False)
-    path: str = field(default="", compare=False)
-
-    @property
-    def test_accuracy(self) -> float:
-        return self.test["accuracy"]
-
-    @property
-    def seconds_per_epoch(self) -> float:
-        """Median time of one epoch (training and validation), in seconds."""
-        return float(np.median(self.epoch_times_s)) if self.epoch_times_s else float("nan")
-
-    def summary(self) -> str:
-        """One line: test accuracy and loss, epochs, parameters, time; reused or trained."""
-        how = "reused record" if self.reused else "trained"
-        rep = ""
-        if self.reported and self.reported.get("test_accuracy") is not None:
-            rep = f" (report: {self.reported['test_accuracy']:.3f})"
-        return (
-            f"{self.name}: test accuracy {self.test['accuracy']:.4f}{rep}, test loss "
-            f"{self.test.get('loss', float('nan')):.4f}, {self.epochs_run} epochs, "
-            f"{self.params:,} params, {self.wall_time_s:.0f} s ({self.seconds_per_epoch:.1f} s/epoch)"
-            f" [{how}]"
-        )
-
-    def to_json(self) -> str:
-        d = asdict(self)
-        d.pop("reused")
-        d.pop("path")
-        return json.dumps(d, indent=1, default=_jsonable)
-
-    @classmethod
-    def load(cls, path: str | os.PathLike) -> Record:
-        """Read a record written by :func:`fit_and_record`."""
-        try:
-            d = json.loads(Path(path).read_text())
-            rec = cls(**d)
-        except (OSError, json.JSONDecodeError, TypeError) as err:
-            raise DataError(
-                f"Cannot read experiment record {path}: {err}. Delete it to train again."
-            ) from err
-        rec.path = str(path)
-        return rec
+__all__ = [
+    "Record",
+    "architecture",
+    "evaluate",
+    "fit",
+    "fit_and_record",
+    "load_records",
+    "record_path",
+    "record_predictions",
+]
 
 
-def _jsonable(obj):
-    if isinstance(obj, np.integer):
-        return int(obj)
-    if isinstance(obj, np.floating):
-        return float(obj)
-    if isinstance(obj, np.ndarray):
-        return obj.tolist()
-    return str(obj)
-
-
-# --------------------------------------------------------------------------- configuration
+# --------------------------------------------------------------------------- the key
 
 
 def _leaf_layers(model) -> list:
@@ -160,31 +84,38 @@ def _compile_config(model) -> dict:
     opt = model.optimizer
     cfg = {"optimizer": None, "loss": None}
     if opt is not None:
-        oc = _strip_names(opt.get_config())
-        cfg["optimizer"] = {"class": type(opt).__name__, **oc}
+        cfg["optimizer"] = {"class": type(opt).__name__, **_strip_names(opt.get_config())}
     loss = getattr(model, "loss", None)
     if loss is not None:
         cfg["loss"] = loss if isinstance(loss, str) else keras.losses.serialize(loss)
     return cfg
 
 
-def _data_config(data: Dataset) -> dict:
-    """Source, sizes and a content hash of the dataset: the data part of a record's key."""
-    return {
-        "source": data.source,
-        "stand_in": data.stand_in,
-        "train": len(data.x_train),
-        "test": len(data.x_test),
-        "fingerprint": fingerprint_arrays(data.x_train, data.y_train, data.x_test, data.y_test),
-    }
+_CALLBACK_CONFIGS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
-def _hash(obj) -> str:
-    text = json.dumps(obj, sort_keys=True, default=_jsonable)
-    return hashlib.sha1(text.encode()).hexdigest()[:12]
+def _callback_config(cb) -> dict:
+    """A callback's class and its plain settings (numbers, strings, flags).
+
+    Taken the first time a callback object is seen, before it trains: training changes its
+    attributes (counters such as ``wait`` and ``best``; Keras even flips the sign of
+    ``min_delta``), and the same object passed again must give the same key.
+    """
+    try:
+        return _CALLBACK_CONFIGS[cb]
+    except (KeyError, TypeError):  # not seen yet, or not weakly referenceable
+        pass
+    plain = (int, float, str, bool, type(None))
+    settings = {k: v for k, v in vars(cb).items() if not k.startswith("_") and isinstance(v, plain)}
+    cfg = {"class": type(cb).__name__, **settings}
+    try:
+        _CALLBACK_CONFIGS[cb] = cfg
+    except TypeError:
+        pass
+    return cfg
 
 
-# --------------------------------------------------------------------------- input pipelines
+# --------------------------------------------------------------------------- fit and evaluate
 
 
 def _pipeline(x, y, batch_size: int, shuffle: bool, seed: int, num_classes: int, one_hot: bool):
@@ -226,270 +157,9 @@ class EpochTimer(keras.callbacks.Callback):
         self.times.append(time.perf_counter() - self._start)
 
 
-def _atomic_write(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as fh:
-            fh.write(text)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def record_path(name: str) -> Path:
-    """Where the record ``name`` of the current notebook and profile lives."""
-    return current().results_dir / f"{name}.json"
-
-
-# --------------------------------------------------------------------------- the one call
-
-
-def fit_and_record(
-    model,
-    data: Dataset,
-    name: str,
-    *,
-    epochs: int,
-    batch_size: int = 32,
-    validation_split: float | None = None,
-    validation_data: tuple[np.ndarray, np.ndarray] | str | None = None,
-    early_stopping: dict | None = None,
-    one_hot: bool = False,
-    tensorboard: bool = False,
-    evaluate_train: bool = False,
-    reported: dict | None = None,
-    config: dict | None = None,
-    notes: str = "",
-    callbacks: list | None = None,
-    force: bool | None = None,
-    need_weights: bool = False,
-    verbose: int = 0,
-) -> Record:
-    """Fit ``model`` (already compiled) on ``data`` and return its :class:`Record`.
-
-    Args:
-        model: a compiled Keras model whose output is ``(N, K)`` class scores (softmax or sigmoid).
-        data: train and test arrays; images uint8 ``(N, H, W, C)`` or features ``(N, D)``.
-        name: the experiment's name, unique within the notebook (file name of the record).
-        epochs: maximum number of epochs.
-        batch_size: samples per gradient step.
-        validation_split: fraction of the training data held out (stratified, seeded) for
-            validation, like Keras's ``validation_split`` but class-balanced.
-        validation_data: ``(x_val, y_val)``, or ``"test"`` to validate on the test split (as some
-            reports did). ``None`` with no split: no validation curves.
-        early_stopping: keyword arguments of ``keras.callbacks.EarlyStopping``, e.g.
-            ``{"monitor": "val_accuracy", "patience": 5}``; ``restore_best_weights`` defaults to True.
-        one_hot: feed one-hot labels (for categorical cross-entropy, KL divergence, ...).
-        tensorboard: also write TensorBoard logs under ``logs/<profile>/<notebook>/tensorboard/``.
-        evaluate_train: also store the training split's confusion matrix and per-class accuracy.
-        reported: the report's numbers for the comparison table, e.g.
-            ``{"test_accuracy": 0.74, "epochs": 15, "source": "seed 002"}``.
-        config: extra settings that distinguish this run (they enter the record's key).
-        notes: free text stored with the record.
-        callbacks: further Keras callbacks.
-        force: train even if a record with the same config exists (default: the session's
-            ``force_retrain``).
-        need_weights: the trained model object is used afterwards (a later stage starts from
-            it): reuse a record only where its saved weights exist here, else train again.
-        verbose: Keras ``fit`` verbosity (0 silent, 2 one line per epoch).
-
-    Returns:
-        The record, with ``record.reused`` telling whether it was loaded instead of trained.
-    """
-    sess = current()
-    force = sess.force_retrain if force is None else force
-    k = data.num_classes
-    check_arrays(data.x_train, data.y_train, k, f"{name} training data")
-    check_arrays(data.x_test, data.y_test, k, f"{name} test data")
-    if validation_split is not None and validation_data is not None:
-        raise ValueError("Give validation_split or validation_data, not both.")
-    if getattr(model, "optimizer", None) is None or not getattr(model, "compiled", True):
-        raise ValueError(f"Model for {name!r} is not compiled; call model.compile(...) first.")
-    try:
-        out_shape = tuple(model.output_shape)
-    except (AttributeError, ValueError, TypeError):  # a subclassed model that is not built yet
-        out_shape = None
-    if out_shape is not None and len(out_shape) == 2 and out_shape[-1] not in (None, k):
-        raise ValueError(
-            f"Model for {name!r} has output shape {out_shape} but the data has {k} classes; "
-            f"its last layer needs {k} units (one score per class)."
-        )
-
-    x_tr, y_tr = data.x_train, data.y_train
-    val = None
-    if validation_split is not None:
-        (x_tr, y_tr), val = split_validation(x_tr, y_tr, validation_split, sess.seed)
-    elif isinstance(validation_data, str):
-        if validation_data != "test":
-            raise ValueError(f"validation_data={validation_data!r}: use 'test' or (x_val, y_val).")
-        val = (data.x_test, data.y_test)
-    elif validation_data is not None:
-        val = validation_data
-        check_arrays(val[0], val[1], k, f"{name} validation data")
-
-    full_config = {
-        "architecture": architecture(model),
-        "input_shape": list(data.x_train.shape[1:]),
-        "compile": _compile_config(model),
-        "epochs": epochs,
-        "batch_size": batch_size,
-        "validation_split": validation_split,
-        "validation_data": "test"
-        if isinstance(validation_data, str)
-        else (None if validation_data is None else fingerprint_arrays(*validation_data)),
-        "early_stopping": early_stopping,
-        "one_hot": one_hot,
-        "seed": sess.seed,
-        "data": _data_config(data),
-        "extra": config or {},
-    }
-    key = _hash(full_config)
-    path = record_path(name)
-    weights = sess.checkpoints_dir / f"{name}.weights.h5"
-    if path.is_file() and not force:
-        rec = Record.load(path)
-        if rec.config_hash == key and (weights.is_file() or not need_weights):
-            rec.reused = True
-            if weights.is_file():
-                if not model.optimizer.built:  # restore its state too (no "Skipping" warning)
-                    model.optimizer.build(model.trainable_variables)
-                model.load_weights(weights)
-            else:
-                rec.notes = (
-                    rec.notes + " (weights not saved here: the model object is untrained)"
-                ).strip()
-            return rec
-
-    # ---- train
-    logs = sess.logs_dir
-    logs.mkdir(parents=True, exist_ok=True)
-    timer = EpochTimer()
-    backup = sess.checkpoints_dir / f"backup-{name}-{key}"
-    # This config's per-epoch metrics beside its backup: a run resumed after an interruption
-    # (BackupAndRestore) still records the epochs trained before it.
-    epoch_log = backup.with_name(backup.name + ".csv")
-    resumed = backup.is_dir() and epoch_log.is_file()
-    if not resumed:
-        epoch_log.unlink(missing_ok=True)
-    epoch_log.parent.mkdir(parents=True, exist_ok=True)
-    cbs = [
-        keras.callbacks.TerminateOnNaN(),
-        timer,
-        keras.callbacks.CSVLogger(str(logs / f"{name}.csv"), append=resumed),
-        keras.callbacks.CSVLogger(str(epoch_log), append=True),
-        keras.callbacks.BackupAndRestore(str(backup), delete_checkpoint=True),
-    ]
-    if early_stopping:
-        cbs.append(
-            keras.callbacks.EarlyStopping(**{"restore_best_weights": True, **early_stopping})
-        )
-    if tensorboard:
-        cbs.append(keras.callbacks.TensorBoard(log_dir=str(logs / "tensorboard" / name)))
-    cbs += callbacks or []
-
-    train_in = _pipeline(x_tr, y_tr, batch_size, True, sess.seed, k, one_hot)
-    val_in = None if val is None else _pipeline(val[0], val[1], batch_size, False, 0, k, one_hot)
-    start = time.perf_counter()
-    if isinstance(train_in, tuple):  # NumPy arrays (non-TensorFlow backends)
-        hist = model.fit(
-            *train_in,
-            validation_data=val_in,
-            epochs=epochs,
-            batch_size=batch_size,
-            shuffle=True,
-            callbacks=cbs,
-            verbose=verbose,
-        )
-    else:
-        hist = model.fit(
-            train_in,
-            validation_data=val_in,
-            epochs=epochs,
-            callbacks=cbs,
-            shuffle=False,
-            verbose=verbose,
-        )  # the pipeline shuffles already
-    wall = time.perf_counter() - start
-    history = {m: [float(v) for v in vals] for m, vals in hist.history.items()}
-    if resumed:
-        history = _history_from_csv(epoch_log) or history
-        notes = (
-            notes + " Resumed from a backup after an interruption: wall_time_s and epoch_times_s "
-            f"cover only the {len(timer.times)} epoch(s) run after it."
-        ).strip()
-    if history.get("loss") and not np.all(np.isfinite(history["loss"])):
-        notes = (notes + " Training stopped: the loss became NaN/inf (TerminateOnNaN).").strip()
-
-    test = _evaluate(model, data.x_test, data.y_test, batch_size, k, one_hot)
-    train_eval = None
-    if evaluate_train:
-        tr = _evaluate(model, data.x_train, data.y_train, batch_size, k, one_hot)
-        train_eval = {
-            "metrics": tr["metrics"],
-            "confusion_matrix": tr["confusion"].tolist(),
-            "per_class_accuracy": M.per_class_accuracy(data.y_train, tr["pred"], data.class_names),
-        }
-    rec = _new_record(
-        name,
-        full_config,
-        key,
-        history,
-        data,
-        test["pred"],
-        test["metrics"],
-        wall_time_s=wall,
-        epoch_times_s=timer.times,
-        params=int(model.count_params()),
-        trainable_params=int(sum(np.prod(w.shape) for w in model.trainable_weights)),
-        layers=len(_leaf_layers(model)),
-        backend=keras.backend.backend(),
-        devices=devices(),
-        train=train_eval,
-        reported=reported,
-        notes=notes,
-    )
-    weights.parent.mkdir(parents=True, exist_ok=True)
-    model.save_weights(weights)
-    _atomic_write(path, rec.to_json())
-    shutil.rmtree(backup, ignore_errors=True)
-    epoch_log.unlink(missing_ok=True)
-    rec.path = str(path)
-    return rec
-
-
-def _new_record(name, config, key, history, data, pred, test_metrics, **fields) -> Record:
-    """A :class:`Record` of the current session from test predictions ``pred`` ``(N,)``; the
-    confusion matrix, per-class accuracy, versions and creation time are filled in here."""
-    sess = current()
-    k = data.num_classes
-    return Record(
-        name=name,
-        notebook=sess.notebook,
-        profile=sess.profile.name,
-        config=config,
-        config_hash=key,
-        history=history,
-        epochs_run=len(history.get("loss", [])),
-        test=test_metrics,
-        confusion_matrix=M.confusion(data.y_test, pred, k).tolist(),
-        per_class_accuracy=M.per_class_accuracy(data.y_test, pred, data.class_names),
-        class_names=list(data.class_names),
-        y_test_pred=np.asarray(pred).tolist(),
-        versions=library_versions(),
-        created=datetime.now(UTC).isoformat(timespec="seconds"),
-        data=config["data"],
-        **fields,
-    )
-
-
 def _history_from_csv(path: Path) -> dict[str, list[float]]:
     """Per-epoch metrics from a ``CSVLogger`` file (a repeated epoch: its last row wins; columns
     that are all ``NA`` are dropped)."""
-    import csv  # noqa: PLC0415
-
     with open(path, newline="") as fh:
         rows = {int(row["epoch"]): row for row in csv.DictReader(fh)}
     history: dict[str, list[float]] = {}
@@ -502,9 +172,84 @@ def _history_from_csv(path: Path) -> dict[str, list[float]]:
     return {k: v for k, v in history.items() if not np.all(np.isnan(v))}
 
 
-def _evaluate(model, x, y, batch_size: int, k: int, one_hot: bool) -> dict[str, Any]:
-    """Loss, accuracy, macro P/R/F1/AUC, predictions ``(N,)`` and confusion ``(K, K)``."""
-    data_in = _pipeline(x, y, batch_size, False, 0, k, one_hot)
+def fit(
+    model,
+    train: tuple[np.ndarray, np.ndarray],
+    val: tuple[np.ndarray, np.ndarray] | None,
+    *,
+    name: str,
+    key: str,
+    epochs: int,
+    batch_size: int,
+    num_classes: int,
+    one_hot: bool = False,
+    early_stopping: dict | None = None,
+    callbacks: list | None = None,
+    verbose: int = 0,
+) -> dict:
+    """Train ``model`` on ``train = (x, y)`` (validating on ``val``) with the standard callbacks.
+
+    Logs go to ``logs/<profile>/<notebook>/`` (``<name>.csv`` and ``tensorboard/<name>``). A
+    BackupAndRestore folder under ``checkpoints/`` named by ``key`` lets an interrupted run resume
+    from its last finished epoch; the epochs trained before the interruption stay in the history.
+
+    Returns:
+        ``{"history": {metric: [per epoch]}, "epoch_times_s": [...], "wall_time_s": seconds,
+        "notes": text}``.
+    """
+    sess = current()
+    logs = sess.logs_dir
+    logs.mkdir(parents=True, exist_ok=True)
+    backup = sess.checkpoints_dir / f"backup-{name}-{key}"
+    epoch_log = backup.with_name(backup.name + ".csv")
+    resumed = backup.is_dir() and epoch_log.is_file()
+    if not resumed:
+        epoch_log.unlink(missing_ok=True)
+    epoch_log.parent.mkdir(parents=True, exist_ok=True)
+    timer = EpochTimer()
+    cbs = [
+        keras.callbacks.TerminateOnNaN(),
+        timer,
+        keras.callbacks.CSVLogger(str(logs / f"{name}.csv"), append=resumed),
+        keras.callbacks.CSVLogger(str(epoch_log), append=True),
+        keras.callbacks.BackupAndRestore(str(backup), delete_checkpoint=True),
+        keras.callbacks.TensorBoard(log_dir=str(logs / "tensorboard" / name)),
+    ]
+    if early_stopping:
+        cbs.append(
+            keras.callbacks.EarlyStopping(**{"restore_best_weights": True, **early_stopping})
+        )
+    cbs += callbacks or []
+    k = num_classes
+    train_in = _pipeline(*train, batch_size, True, sess.seed, k, one_hot)
+    val_in = None if val is None else _pipeline(*val, batch_size, False, 0, k, one_hot)
+    if isinstance(train_in, tuple):  # NumPy arrays (non-TensorFlow backends)
+        args = {"x": train_in[0], "y": train_in[1], "batch_size": batch_size, "shuffle": True}
+    else:  # the tf.data pipeline shuffles already
+        args = {"x": train_in, "shuffle": False}
+    start = time.perf_counter()
+    hist = model.fit(**args, validation_data=val_in, epochs=epochs, callbacks=cbs, verbose=verbose)
+    wall = time.perf_counter() - start
+    history = {m: [float(v) for v in vals] for m, vals in hist.history.items()}
+    notes = ""
+    if resumed:
+        history = _history_from_csv(epoch_log) or history
+        notes = (
+            "Resumed from a backup after an interruption: wall_time_s and epoch_times_s "
+            f"cover only the {len(timer.times)} epoch(s) run after it."
+        )
+    if history.get("loss") and not np.all(np.isfinite(history["loss"])):
+        notes = (notes + " Training stopped: the loss became NaN/inf (TerminateOnNaN).").strip()
+    epoch_log.unlink(missing_ok=True)
+    return {"history": history, "epoch_times_s": timer.times, "wall_time_s": wall, "notes": notes}
+
+
+def evaluate(
+    model, x: np.ndarray, y: np.ndarray, *, batch_size: int, num_classes: int, one_hot: bool
+) -> tuple[dict[str, float], np.ndarray]:
+    """Test metrics of ``model`` on ``(x, y)``: loss, accuracy, macro P/R/F1/AUC; and the
+    predicted classes ``(N,)``."""
+    data_in = _pipeline(x, y, batch_size, False, 0, num_classes, one_hot)
     if isinstance(data_in, tuple):
         results = model.evaluate(*data_in, batch_size=batch_size, verbose=0, return_dict=True)
         proba = model.predict(data_in[0], batch_size=batch_size, verbose=0)
@@ -512,21 +257,218 @@ def _evaluate(model, x, y, batch_size: int, k: int, one_hot: bool) -> dict[str, 
         results = model.evaluate(data_in, verbose=0, return_dict=True)
         proba = model.predict(data_in, verbose=0)
     proba = np.asarray(proba, dtype=np.float64)
-    if proba.ndim != 2 or proba.shape[1] != k:
-        raise ValueError(f"Model output has shape {proba.shape}; expected (N, {k}) class scores.")
-    summ = M.summary(y, proba)
-    summ["loss"] = float(results["loss"])
-    pred = proba.argmax(axis=1)
-    return {"metrics": summ, "pred": pred, "confusion": M.confusion(y, pred, k)}
+    if proba.ndim != 2 or proba.shape[1] != num_classes:
+        raise ValueError(
+            f"Model output has shape {proba.shape}; expected (N, {num_classes}) class scores."
+        )
+    if np.all(np.isfinite(proba)):
+        summary = M.summary(y, proba)
+    else:  # diverged (NaN/inf weights): record what it predicts; its AUC is undefined
+        proba = np.nan_to_num(proba, nan=0.0, posinf=1.0, neginf=0.0)
+        summary = {**M.summary(y, proba), "auc_macro": float("nan")}
+    summary["loss"] = float(results["loss"])
+    return summary, proba.argmax(axis=1)
 
 
-def load_records(
-    notebook: str | None = None, profile: str | None = None, root: Path | None = None
-) -> list[Record]:
-    """All records under ``results/`` (optionally of one notebook and/or profile), sorted by path."""
-    base = (root or current().root) / "results"
-    pattern = f"{profile or '*'}/{notebook or '*'}/*.json"
-    return [Record.load(p) for p in sorted(base.glob(pattern))]
+# --------------------------------------------------------------------------- the one call
+
+
+def _check_model(model, name: str, k: int) -> None:
+    if getattr(model, "optimizer", None) is None:
+        raise ValueError(
+            f"Model for {name!r} is not compiled: pass compile={{'optimizer': ..., 'loss': ...}}"
+            " or call model.compile(...) in the builder."
+        )
+    try:
+        out_shape = tuple(model.output_shape)
+    except (AttributeError, ValueError, TypeError):  # a subclassed model that is not built yet
+        return
+    if len(out_shape) == 2 and out_shape[-1] not in (None, k):
+        raise ValueError(
+            f"Model for {name!r} has output shape {out_shape} but the data has {k} classes; "
+            f"its last layer needs {k} units (one score per class)."
+        )
+
+
+def _validation(data: Dataset, validation, seed: int, name: str):
+    """``(train, val)`` pairs for ``validation``: a fraction, ``"test"``, ``(x, y)`` or None."""
+    train = (data.x_train, data.y_train)
+    if validation is None:
+        return train, None, {"validation_split": None, "validation_data": None}
+    if isinstance(validation, int | float) and not isinstance(validation, bool):
+        train, val = split_validation(*train, validation, seed)
+        return train, val, {"validation_split": validation, "validation_data": None}
+    if isinstance(validation, str):
+        if validation != "test":
+            raise ValueError(
+                f"validation={validation!r}: use a fraction, 'test' or (x_val, y_val)."
+            )
+        return (
+            train,
+            (data.x_test, data.y_test),
+            {"validation_split": None, "validation_data": "test"},
+        )
+    check_arrays(validation[0], validation[1], data.num_classes, f"{name} validation data")
+    return (
+        train,
+        validation,
+        {"validation_split": None, "validation_data": fingerprint_arrays(*validation)},
+    )
+
+
+def fit_and_record(
+    name: str,
+    model,
+    data: Dataset,
+    *,
+    epochs: int,
+    batch_size: int = 32,
+    compile: dict | None = None,
+    validation: float | str | tuple | None = None,
+    early_stopping: dict | None = None,
+    one_hot: bool = False,
+    callbacks: list | None = None,
+    evaluate_train: bool = False,
+    reported: dict | None = None,
+    config: dict | None = None,
+    notes: str = "",
+    force: bool | None = None,
+    init: Callable[[keras.Model], None] | None = None,
+    verbose: int = 0,
+) -> Record:
+    """Train the model on ``data`` (or reuse the stored run), print one summary line, return the record.
+
+    Args:
+        name: the experiment's name, unique within the notebook (file name of the record).
+        model: a function without arguments that returns the Keras model (the notebook's own
+            builder), or a model. Its output is ``(N, K)`` class scores (softmax or sigmoid).
+        data: train and test arrays; images uint8 ``(N, H, W, C)`` or features ``(N, D)``.
+        epochs: maximum number of epochs.
+        batch_size: samples per gradient step.
+        compile: keyword arguments of ``model.compile`` (``metrics`` defaults to accuracy);
+            ``None`` if the builder compiles the model itself.
+        validation: a fraction of the training data held out (stratified, seeded: like Keras's
+            ``validation_split`` but class-balanced), ``"test"`` to validate on the test split
+            (as some reports did), ``(x_val, y_val)``, or ``None`` for no validation curves.
+        early_stopping: keyword arguments of ``keras.callbacks.EarlyStopping``, e.g.
+            ``{"monitor": "val_accuracy", "patience": 5}``; ``restore_best_weights`` defaults to True.
+        one_hot: feed one-hot labels (for categorical cross-entropy, KL divergence, ...).
+        callbacks: further Keras callbacks (their settings enter the record's key).
+        evaluate_train: also store the predictions on the whole training split
+            (``record.y_train_pred``), its confusion matrix and per-class accuracy.
+        reported: the report's numbers for the comparison table, e.g.
+            ``{"test_accuracy": 0.74, "epochs": 15, "source": "seed 002"}``.
+        config: extra settings that distinguish this run (they enter the record's key).
+        notes: free text stored with the record.
+        force: train even if a record with the same key exists (default: the session's
+            ``force_retrain``).
+        init: called with the model just before training (never when the record is reused),
+            e.g. to copy the weights of an earlier run it continues from
+            (``lambda m: m.set_weights(stage1.model.get_weights())``); put that run's
+            ``config_hash`` into ``config`` so the key says where training started.
+        verbose: Keras ``fit`` verbosity (0 silent, 2 one line per epoch).
+
+    Returns:
+        The record. ``record.reused`` tells whether it was loaded instead of trained.
+        ``record.model`` is the trained model: for a reused record it is built and given the saved
+        weights on first use, or trained again then where they are not saved here. A reused record
+        never hands out an untrained model, and nothing is trained unless ``record.model`` is used.
+    """
+    sess = current()
+    k = data.num_classes
+    model = model() if callable(model) and not isinstance(model, keras.Model) else model
+    if compile is not None:
+        model.compile(**{"metrics": ["accuracy"], **compile})
+    check_arrays(data.x_train, data.y_train, k, f"{name} training data")
+    check_arrays(data.x_test, data.y_test, k, f"{name} test data")
+    _check_model(model, name, k)
+    train, val, val_config = _validation(data, validation, sess.seed, name)
+    cfg = {
+        "architecture": architecture(model),
+        "input_shape": list(data.x_train.shape[1:]),
+        "compile": _compile_config(model),
+        "epochs": epochs,
+        "batch_size": batch_size,
+        **val_config,
+        "early_stopping": early_stopping,
+        "one_hot": one_hot,
+        "callbacks": [_callback_config(cb) for cb in callbacks or []],
+        "evaluate_train": evaluate_train,
+        "seed": sess.seed,
+        "data": data.key(),
+        "extra": config or {},
+    }
+    weights = sess.checkpoints_dir / f"{name}.weights.h5"
+    provenance = {
+        **data.provenance(),
+        "backend": keras.backend.backend(),
+        "devices": devices(),
+    }
+    settings = {"batch_size": batch_size, "num_classes": k, "one_hot": one_hot}
+
+    key = make_key(normalized(cfg))
+
+    def run() -> Record:
+        if init is not None:
+            init(model)
+        out = fit(
+            model,
+            train,
+            val,
+            name=name,
+            key=key,
+            epochs=epochs,
+            early_stopping=early_stopping,
+            callbacks=callbacks,
+            verbose=verbose,
+            **settings,
+        )
+        test, pred = evaluate(model, data.x_test, data.y_test, **settings)
+        tr_metrics, tr_pred = (
+            evaluate(model, data.x_train, data.y_train, **settings)
+            if evaluate_train
+            else (None, None)
+        )
+        weights.parent.mkdir(parents=True, exist_ok=True)
+        model.save_weights(weights)
+        return new_record(
+            name,
+            cfg,
+            y_test=data.y_test,
+            y_test_pred=pred,
+            class_names=data.class_names,
+            test=test,
+            history=out["history"],
+            provenance=provenance,
+            y_train=data.y_train,
+            y_train_pred=tr_pred,
+            train_metrics=tr_metrics,
+            wall_time_s=out["wall_time_s"],
+            epoch_times_s=out["epoch_times_s"],
+            params=int(model.count_params()),
+            trainable_params=int(sum(np.prod(w.shape) for w in model.trainable_weights)),
+            layers=len(_leaf_layers(model)),
+            reported=reported,
+            notes=" ".join(t for t in (notes, out["notes"]) if t),
+        )
+
+    def load_model():
+        if not weights.is_file():
+            print(f"{name}: weights not saved here ({weights}); training it again for the model.")
+            cached(name, cfg, run, provenance=provenance, force=True)
+            return model
+        if not model.optimizer.built:  # restore its state too (no "Skipping" warning)
+            model.optimizer.build(model.trainable_variables)
+        model.load_weights(weights)
+        return model
+
+    rec = cached(name, cfg, run, provenance=provenance, force=force)
+    if rec.reused:
+        rec.model_loader = load_model  # nothing is loaded or trained unless rec.model is used
+    else:
+        rec.trained_model = model
+    print(rec.summary())
+    return rec
 
 
 def record_predictions(
@@ -544,10 +486,9 @@ def record_predictions(
 ) -> Record:
     """The :class:`Record` of a model that is not a Keras model (e.g. a NumPy MLP).
 
-    Same file (``results/<profile>/<notebook>/<name>.json``) and same reuse rule as
-    :func:`fit_and_record`: the key is a hash of ``config``, the session's seed and the data's
-    fingerprint; a stored record with the same key is returned (``reused=True``) without calling
-    ``train``.
+    Same file and same reuse rule as :func:`fit_and_record` (:func:`helpers.records.cached`):
+    the key is a hash of ``config``, the session's seed and the data's key; a stored record
+    with the same key is returned (``reused=True``) without calling ``train``.
 
     Args:
         name: the experiment's name, unique within the notebook.
@@ -566,67 +507,52 @@ def record_predictions(
         force: train even if a matching record exists (default: the session's ``force_retrain``).
 
     Returns:
-        The record; its test metrics (accuracy, macro P/R/F1/AUC, loss = mean cross-entropy in
-        nats) and confusion matrix are computed from ``proba``.
+        The record (its summary line is printed); test metrics (accuracy, macro P/R/F1/AUC,
+        loss = mean cross-entropy in nats) and the confusion matrix are computed from ``proba``.
     """
-    sess = current()
-    force = sess.force_retrain if force is None else force
     k = data.num_classes
     check_arrays(data.x_test, data.y_test, k, f"{name} test data")
-    full_config = {
-        "model": config,
-        "seed": sess.seed,
-        "data": _data_config(data),
-    }
-    key = _hash(full_config)
-    path = record_path(name)
-    if path.is_file() and not force:
-        rec = Record.load(path)
-        if rec.config_hash == key:
-            rec.reused = True
-            return rec
+    cfg = {"model": config, "seed": current().seed, "data": data.key()}
+    provenance = {**data.provenance(), "backend": backend, "devices": ["cpu:0"]}
 
-    start = time.perf_counter()
-    out = train()
-    wall = time.perf_counter() - start
-    if not isinstance(out, tuple) or len(out) not in (2, 3):
-        raise ValueError(
-            f"train() for {name!r} returned {type(out).__name__}; it must return "
-            "(proba, history) or (proba, history, epoch_times_s)."
+    def run() -> Record:
+        start = time.perf_counter()
+        out = train()
+        wall = time.perf_counter() - start
+        if not isinstance(out, tuple) or len(out) not in (2, 3):
+            raise ValueError(
+                f"train() for {name!r} returned {type(out).__name__}; it must return "
+                "(proba, history) or (proba, history, epoch_times_s)."
+            )
+        proba = np.asarray(out[0], dtype=np.float64)
+        if proba.shape != (len(data.y_test), k):
+            raise ValueError(
+                f"{name}: test probabilities have shape {proba.shape}; expected "
+                f"({len(data.y_test)}, {k}), one row per test sample and one column per class."
+            )
+        if not np.all(np.isfinite(proba)):
+            raise ValueError(f"{name}: test probabilities contain NaN/inf; training diverged?")
+        y = np.asarray(data.y_test)
+        test = M.summary(y, proba)
+        test["loss"] = float(-np.mean(np.log(np.clip(proba[np.arange(len(y)), y], 1e-12, 1.0))))
+        return new_record(
+            name,
+            cfg,
+            y_test=y,
+            y_test_pred=proba.argmax(axis=1),
+            class_names=data.class_names,
+            test=test,
+            history=dict(out[1]),
+            provenance=provenance,
+            wall_time_s=wall,
+            epoch_times_s=[float(t) for t in out[2]] if len(out) == 3 else [],
+            params=int(params),
+            trainable_params=int(params),
+            layers=int(layers),
+            reported=reported,
+            notes=notes,
         )
-    proba, history = np.asarray(out[0], dtype=np.float64), out[1]
-    epoch_times = [float(t) for t in out[2]] if len(out) == 3 else []
-    if proba.shape != (len(data.y_test), k):
-        raise ValueError(
-            f"{name}: test probabilities have shape {proba.shape}; expected "
-            f"({len(data.y_test)}, {k}), one row per test sample and one column per class."
-        )
-    if not np.all(np.isfinite(proba)):
-        raise ValueError(f"{name}: test probabilities contain NaN/inf; training diverged?")
-    history = {m: [float(v) for v in vals] for m, vals in dict(history).items()}
-    y = np.asarray(data.y_test)
-    pred = proba.argmax(axis=1)
-    test = M.summary(y, proba)
-    true_p = np.clip(proba[np.arange(len(y)), y], 1e-12, 1.0)
-    test["loss"] = float(-np.mean(np.log(true_p)))
-    rec = _new_record(
-        name,
-        full_config,
-        key,
-        history,
-        data,
-        pred,
-        test,
-        wall_time_s=wall,
-        epoch_times_s=epoch_times,
-        params=int(params),
-        trainable_params=int(params),
-        layers=int(layers),
-        backend=backend,
-        devices=["cpu:0"],
-        reported=reported,
-        notes=notes,
-    )
-    _atomic_write(path, rec.to_json())
-    rec.path = str(path)
+
+    rec = cached(name, cfg, run, provenance=provenance, force=force)
+    print(rec.summary())
     return rec

@@ -1,0 +1,352 @@
+"""helpers.records: the record key, the one cache mechanism (cached), atomic writes, version-1
+records and their upgrade. No model is trained here: ``run()`` makes a record from fixed
+predictions, and no deep-learning framework is imported."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from helpers import records, session
+from helpers.data import Dataset
+from helpers.profiles import get_profile
+from helpers.records import Record, RecordError, cached, make_key, new_record
+
+CLASSES = ["a", "b", "c"]
+Y_TEST = [0, 1, 2, 2]
+PROVENANCE = {
+    "data_source": "image folder /somewhere/toy",
+    "stand_in": False,
+    "fingerprint": "f" * 16,
+    "backend": "numpy",
+    "devices": ["cpu:0"],
+}
+
+
+@pytest.fixture(autouse=True)
+def sess(suite_root, monkeypatch):
+    """A session of notebook ``unit`` in the smoke profile (no ``setup``: nothing imports Keras)."""
+    monkeypatch.setattr(records, "_UPGRADED", {})
+    s = session.Session(notebook="unit", profile=get_profile("smoke"), seed=0)
+    monkeypatch.setattr(session, "_CURRENT", s)
+    return s
+
+
+def make(config: dict, pred=(0, 1, 2, 1), provenance=PROVENANCE, **fields) -> Record:
+    """A record of ``config`` from fixed test predictions."""
+    return new_record(
+        "toy",
+        config,
+        y_test=np.array(Y_TEST),
+        y_test_pred=np.array(pred),
+        class_names=CLASSES,
+        test={"accuracy": float(np.mean(np.array(pred) == Y_TEST)), "loss": 0.5},
+        history={"loss": [1.0, 0.5]},
+        provenance=provenance,
+        **{
+            "wall_time_s": 1.0,
+            "epoch_times_s": [0.5, 0.5],
+            "params": 10,
+            "trainable_params": 10,
+            "layers": 1,
+            **fields,
+        },
+    )
+
+
+class Runs:
+    """A ``run()`` for :func:`cached` that counts its calls."""
+
+    def __init__(self, config, **kw):
+        self.config, self.kw, self.calls = config, kw, 0
+
+    def __call__(self):
+        self.calls += 1
+        return make(self.config, **self.kw)
+
+
+def _tmp_files(folder: Path) -> list[str]:
+    return [n for _, _, names in os.walk(folder) for n in names if n.endswith(".tmp")]
+
+
+CONFIG = {"model": {"units": 4}, "seed": 0, "data": {"dataset": "toy", "train": 6, "test": 4}}
+
+
+def test_new_record_fields():
+    rec = make(CONFIG, y_train=np.array([0, 1, 2]), y_train_pred=np.array([0, 1, 1]))
+    assert (rec.name, rec.notebook, rec.profile, rec.record_version) == ("toy", "unit", "smoke", 2)
+    assert rec.config_hash == make_key(CONFIG) and rec.data == CONFIG["data"]
+    assert rec.confusion_matrix == [[1, 0, 0], [0, 1, 0], [0, 1, 1]]
+    assert rec.epochs_run == 2 and rec.y_test_pred == [0, 1, 2, 1]
+    assert rec.y_train_pred == [0, 1, 1] and np.array(rec.train["confusion_matrix"]).sum() == 3
+    assert rec.backend == "numpy" and rec.provenance["data_source"] == PROVENANCE["data_source"]
+    assert {"python", "numpy"} <= set(rec.provenance["versions"]) and rec.provenance["created"]
+    assert rec.model is None  # not a Keras model
+    stored = json.loads(rec.to_json())
+    assert not {"reused", "path", "model", "trained_model", "model_loader"} & set(stored)
+    assert Record.from_dict(stored) == rec
+
+
+def test_make_key_reads_configs_as_json_does():
+    a = {"x": (1, 2), "n": np.int64(3), "f": np.float32(0.5), "inner": {"b": 1, "a": 2}}
+    b = {"inner": {"a": 2, "b": 1}, "f": 0.5, "n": 3, "x": [1, 2]}
+    assert make_key(a) == make_key(b) == make_key(records.normalized(a))
+    assert make_key({**b, "n": 4}) != make_key(b)
+    assert len(make_key(b)) == 12
+
+
+def test_cached_runs_once_then_reuses(sess):
+    run = Runs(CONFIG)
+    rec = cached("toy", CONFIG, run, provenance=PROVENANCE)
+    path = sess.results_dir / "toy.json"
+    assert not rec.reused and run.calls == 1 and rec.path == str(path) and path.is_file()
+    again = cached("toy", CONFIG, run, provenance=PROVENANCE)
+    assert again.reused and run.calls == 1 and again == rec and again.path == str(path)
+
+
+def test_cached_force_runs_again(sess):
+    run = Runs(CONFIG)
+    cached("toy", CONFIG, run, provenance=PROVENANCE)
+    assert not cached("toy", CONFIG, run, provenance=PROVENANCE, force=True).reused
+    assert run.calls == 2
+    sess.force_retrain = True  # the session's default
+    assert not cached("toy", CONFIG, run, provenance=PROVENANCE).reused and run.calls == 3
+    assert cached("toy", CONFIG, run, provenance=PROVENANCE, force=False).reused
+    assert run.calls == 3
+
+
+def test_cached_changed_config_runs_again_and_replaces_the_file(sess):
+    cached("toy", CONFIG, Runs(CONFIG), provenance=PROVENANCE)
+    other = {**CONFIG, "seed": 1}
+    run = Runs(other)
+    rec = cached("toy", other, run, provenance=PROVENANCE)
+    assert not rec.reused and run.calls == 1
+    assert Record.load(sess.results_dir / "toy.json").config_hash == make_key(other)
+
+
+def test_failed_run_leaves_the_old_file_untouched(sess):
+    cached("toy", CONFIG, Runs(CONFIG), provenance=PROVENANCE)
+    path = sess.results_dir / "toy.json"
+    before = path.read_bytes()
+
+    def boom():
+        raise RuntimeError("boom in run")
+
+    with pytest.raises(RuntimeError, match="boom in run"):
+        cached("toy", CONFIG, boom, provenance=PROVENANCE, force=True)
+    assert path.read_bytes() == before and _tmp_files(sess.root) == []
+    with pytest.raises(RuntimeError, match="boom in run"):
+        cached("other", CONFIG, boom, provenance=PROVENANCE)
+    assert not (sess.results_dir / "other.json").exists() and _tmp_files(sess.root) == []
+
+
+def test_run_for_another_config_is_refused(sess):
+    with pytest.raises(RuntimeError, match="another config"):
+        cached("toy", CONFIG, Runs({**CONFIG, "seed": 9}), provenance=PROVENANCE)
+    assert not (sess.results_dir / "toy.json").exists()
+
+
+def test_atomic_write_cleans_up_on_error(tmp_path, monkeypatch):
+    target = tmp_path / "r" / "x.json"
+    records.atomic_write(target, "{}")
+    assert target.read_text() == "{}"
+
+    def broken_replace(src, dst):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(records.os, "replace", broken_replace)
+    with pytest.raises(OSError, match="disk full"):
+        records.atomic_write(target, '{"new": 1}')
+    assert target.read_text() == "{}" and os.listdir(target.parent) == ["x.json"]
+
+
+def test_unreadable_record_says_delete_it(tmp_path):
+    bad = tmp_path / "bad.json"
+    bad.write_text("{not json")
+    with pytest.raises(RecordError, match="bad.json.*Delete it"):
+        Record.load(bad)
+    d = json.loads(make(CONFIG).to_json())
+    bad.write_text(json.dumps({**d, "surprise": 1}))
+    with pytest.raises(RecordError, match="unknown fields.*surprise"):
+        Record.load(bad)
+    assert issubclass(RecordError, ValueError)
+
+
+def test_dataset_key_names_the_data_not_where_it_was_read(tmp_path):
+    rng = np.random.default_rng(0)
+    x, y = rng.integers(0, 256, (10, 4, 4, 3), dtype=np.uint8), np.arange(10) % 2
+    here, there = (
+        Dataset(x, y, x[:4], y[:4], ["a", "b"], source=f"image folder {tmp_path / d}", name="toy")
+        for d in ("one", "two")
+    )
+    assert here.key() == there.key()
+    assert here.key() == {
+        "dataset": "toy",
+        "steps": [],
+        "classes": ["a", "b"],
+        "train": 10,
+        "test": 4,
+        "shape": [4, 4, 3],
+    }
+    assert str(tmp_path) not in json.dumps(here.key())
+    assert here.provenance()["data_source"] != there.provenance()["data_source"]
+    assert here.provenance()["fingerprint"] == there.provenance()["fingerprint"]
+    sub = here.subset(2, 1)
+    assert sub.key() != here.key() and sub.key()["steps"] == [
+        "subset train 2/class test 1/class seed 0"
+    ]
+
+
+def test_record_made_elsewhere_is_reused_here(sess):
+    """Another data folder, backend, devices and library versions: provenance, not key."""
+    elsewhere = {
+        **PROVENANCE,
+        "data_source": "image folder /mnt/other/toy",
+        "backend": "jax",
+        "devices": ["cuda:0"],
+    }
+    first = cached("toy", CONFIG, Runs(CONFIG, provenance=elsewhere), provenance=elsewhere)
+    stored = json.loads(Path(first.path).read_text())
+    stored["provenance"]["versions"] = {"python": "3.13.0", "jax": "0.7.0"}
+    Path(first.path).write_text(json.dumps(stored))
+    run = Runs(CONFIG)
+    again = cached("toy", CONFIG, run, provenance=PROVENANCE)
+    assert again.reused and run.calls == 0 and again.backend == "jax"
+    assert "made with image folder /mnt/other/toy on jax/cuda:0" in again.summary()
+
+
+# --------------------------------------------------------------------------- version 1
+
+
+def _as_version_1(rec: Record, config_v1: dict) -> dict:
+    """``rec`` in the layout of version 1: provenance in top-level fields and the data's source
+    and fingerprint inside the key."""
+    d = json.loads(rec.to_json())
+    prov = d.pop("provenance")
+    d.pop("y_train_pred")
+    data = {"source": prov["data_source"], "stand_in": prov["stand_in"], "train": 6, "test": 4}
+    data["fingerprint"] = prov["fingerprint"]
+    config_v1 = {**config_v1, "data": data}
+    d.update(
+        config=config_v1,
+        config_hash=make_key(config_v1),
+        data=data,
+        record_version=1,
+        **{k: prov.get(k, "?") for k in ("backend", "devices", "versions", "created")},
+    )
+    return d
+
+
+def _write(sess, name: str, d: dict) -> Path:
+    path = sess.results_dir / f"{name}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(d, indent=1))
+    return path
+
+
+def test_version_1_record_reads_with_its_provenance(sess):
+    d = _as_version_1(make(CONFIG), {"model": {"units": 4}, "seed": 0})
+    rec = Record.load(_write(sess, "toy", d))
+    assert rec.record_version == 1 and rec.backend == "numpy"
+    assert rec.provenance["data_source"] == PROVENANCE["data_source"]
+    assert rec.provenance["fingerprint"] == PROVENANCE["fingerprint"]
+    assert rec.provenance["created"] == d["created"] and rec.test == d["test"]
+
+
+def test_version_1_record_is_upgraded_not_run(sess):
+    old = _as_version_1(make(CONFIG), {"model": {"units": 4}, "seed": 0})
+    path = _write(sess, "toy", old)
+    run = Runs(CONFIG)
+    rec = cached("toy", CONFIG, run, provenance={**PROVENANCE, "backend": "tensorflow"})
+    assert rec.reused and run.calls == 0 and rec.config_hash == make_key(CONFIG)
+    stored = json.loads(path.read_text())
+    assert stored["record_version"] == 2 and stored["config"] == CONFIG
+    assert stored["config_hash"] == make_key(CONFIG) and stored["test"] == old["test"]
+    assert stored["provenance"]["upgraded_from_key"] == old["config_hash"]
+    assert stored["provenance"]["backend"] == "numpy"  # where it was made, not where it is read
+    assert _tmp_files(sess.root) == []
+
+
+@pytest.mark.parametrize(
+    ("v1_change", "config_change"),
+    [
+        ({"fingerprint": "0" * 16}, {}),
+        ({}, {"model": {"units": 5}}),
+        ({}, {"callbacks": [{"class": "ReduceLROnPlateau", "patience": 1}]}),
+        ({}, {"evaluate_train": True}),
+    ],
+    ids=["other-data", "other-model", "callbacks", "no-train-predictions"],
+)
+def test_version_1_record_of_another_run_is_run_again(sess, v1_change, config_change):
+    d = _as_version_1(make(CONFIG), {"model": {"units": 4}, "seed": 0})
+    d["data"].update(v1_change)
+    d["config"]["data"].update(v1_change)
+    d["config_hash"] = make_key(d["config"])
+    path = _write(sess, "toy", d)
+    config = {**CONFIG, **config_change}
+    run = Runs(config)
+    rec = cached("toy", config, run, provenance=PROVENANCE)
+    assert not rec.reused and run.calls == 1
+    stored = json.loads(path.read_text())
+    assert stored["record_version"] == 2 and "upgraded_from_key" not in stored["provenance"]
+
+
+def test_upgrade_translates_keys_of_runs_that_start_from_upgraded_ones(sess):
+    """Stage 2 names stage 1's key in its settings: after stage 1 is upgraded, stage 2's
+    version-1 settings (with stage 1's old key) match the new ones (with its new key)."""
+    stage1_v1 = _as_version_1(make(CONFIG), {"model": {"units": 4}, "seed": 0})
+    _write(sess, "stage1", {**stage1_v1, "name": "stage1"})
+    old_key = stage1_v1["config_hash"]
+    new_key = make_key(CONFIG)
+    cfg2 = {**CONFIG, "start": new_key}
+    stage2_v1 = _as_version_1(make(cfg2), {"model": {"units": 4}, "seed": 0, "start": old_key})
+    path2 = _write(sess, "stage2", {**stage2_v1, "name": "stage2"})
+
+    run2 = Runs(cfg2)
+    # before stage 1 is upgraded, stage 2's settings name a key nobody knows
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(records, "_UPGRADED", {})
+        assert records.upgrade(Record.load(path2), cfg2, PROVENANCE) is None
+    assert cached("stage1", CONFIG, Runs(CONFIG), provenance=PROVENANCE).reused
+    rec2 = cached("stage2", cfg2, run2, provenance=PROVENANCE)
+    assert rec2.reused and run2.calls == 0 and rec2.config["start"] == new_key
+
+
+def test_load_records(sess, suite_root):
+    cached("toy", CONFIG, Runs(CONFIG), provenance=PROVENANCE)
+    d = _as_version_1(make(CONFIG), {"seed": 0})
+    other = suite_root / "results" / "full" / "nb" / "old.json"
+    other.parent.mkdir(parents=True)
+    other.write_text(json.dumps(d))
+    assert [r.record_version for r in records.load_records()] == [1, 2]  # full/ before smoke/
+    assert [r.name for r in records.load_records(profile="smoke")] == ["toy"]
+    assert records.load_records(notebook="nb", root=suite_root)[0].path == str(other)
+    assert records.load_records(profile="quick") == []
+
+
+# --------------------------------------------------------------------------- light imports
+
+
+def test_records_and_report_import_no_deep_learning_framework(tmp_path):
+    code = (
+        "import sys, helpers.records, helpers.report\n"
+        "heavy = [m for m in ('keras', 'tensorflow', 'jax', 'torch') if m in sys.modules]\n"
+        "print('heavy:', heavy)\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONSTARTUP"}
+    proc = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env=env,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "heavy: []"

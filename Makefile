@@ -44,8 +44,13 @@ format: install
 unit: install
 	SUITE_PROFILE=smoke $(PY) -m pytest -q tests
 
+# nbval trains every notebook's smoke runs afresh in a temporary suite root, so the tests never
+# reuse or touch the committed records, figures and logs (decoded images stay cached in data/).
 nbval: install
-	SUITE_PROFILE=smoke $(PY) -m pytest -q --nbval-lax --nbval-current-env \
-		--nbval-sanitize-with tests/nbval_sanitize.cfg --nbval-cell-timeout=900 notebooks
+	@root=$$(mktemp -d) && echo "nbval suite root: $$root" && \
+	SUITE_ROOT=$$root SUITE_CACHE_DIR=$(abspath data/.cache) SUITE_PROFILE=smoke \
+		$(PY) -m pytest -q --nbval-lax --nbval-current-env \
+		--nbval-sanitize-with tests/nbval_sanitize.cfg --nbval-cell-timeout=900 notebooks; \
+	status=$$?; rm -rf $$root; exit $$status
 
 test: lint unit nbval

@@ -16,6 +16,7 @@ import tempfile
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -125,12 +126,18 @@ class Dataset:
             "shape": list(self.x_train.shape[1:]),
         }
 
+    @cached_property
+    def fingerprint(self) -> str:
+        """Content hash of the four arrays, computed once per dataset object (they are not
+        changed in place; every derived dataset is a new object)."""
+        return fingerprint_arrays(self.x_train, self.y_train, self.x_test, self.y_test)
+
     def provenance(self) -> dict:
         """Where this copy came from and a content hash of its arrays (stored, not keyed)."""
         return {
             "data_source": self.source,
             "stand_in": self.stand_in,
-            "fingerprint": fingerprint_arrays(self.x_train, self.y_train, self.x_test, self.y_test),
+            "fingerprint": self.fingerprint,
         }
 
     def describe(self) -> str:

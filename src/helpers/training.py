@@ -157,6 +157,56 @@ class EpochTimer(keras.callbacks.Callback):
         self.times.append(time.perf_counter() - self._start)
 
 
+class EpochScalars(keras.callbacks.Callback):
+    """TensorBoard scalars of every epoch where ``keras.callbacks.TensorBoard`` cannot run.
+
+    Keras's TensorBoard callback writes through ``tf.summary`` and so needs TensorFlow; on a JAX
+    or PyTorch machine without it, this writes the same epoch scalars (``epoch_loss``,
+    ``epoch_accuracy``, ... under ``train/`` and ``validation/``) with TensorBoard's own event
+    writer, so ``tensorboard --logdir logs`` shows every run alike.
+    """
+
+    def __init__(self, log_dir: str):
+        super().__init__()
+        self.log_dir = log_dir
+        self._writers = {}
+
+    def _write(self, split: str, tag: str, value: float, step: int) -> None:
+        from tensorboard.compat.proto.event_pb2 import Event  # noqa: PLC0415
+        from tensorboard.compat.proto.summary_pb2 import Summary  # noqa: PLC0415
+        from tensorboard.summary.writer.event_file_writer import EventFileWriter  # noqa: PLC0415
+
+        if split not in self._writers:
+            self._writers[split] = EventFileWriter(str(Path(self.log_dir) / split))
+        summary = Summary(value=[Summary.Value(tag=tag, simple_value=float(value))])
+        self._writers[split].add_event(Event(wall_time=time.time(), step=step, summary=summary))
+
+    def on_epoch_end(self, epoch, logs=None):
+        for name, value in (logs or {}).items():
+            split, metric = ("validation", name[4:]) if name.startswith("val_") else ("train", name)
+            self._write(split, f"epoch_{metric}", value, epoch)
+        for writer in self._writers.values():
+            writer.flush()
+
+    def on_train_end(self, logs=None):
+        for writer in self._writers.values():
+            writer.close()
+        self._writers = {}
+
+
+def tensorboard_callback(log_dir: str) -> keras.callbacks.Callback:
+    """Keras's TensorBoard callback where TensorFlow is installed, else :class:`EpochScalars`;
+    with neither TensorFlow nor the ``tensorboard`` package, a callback that writes nothing."""
+    import importlib.util  # noqa: PLC0415
+
+    if importlib.util.find_spec("tensorflow") is not None:
+        return keras.callbacks.TensorBoard(log_dir=log_dir)
+    if importlib.util.find_spec("tensorboard") is not None:
+        return EpochScalars(log_dir)
+    print("note: no TensorBoard logs (neither tensorflow nor tensorboard is installed)")
+    return keras.callbacks.Callback()
+
+
 def _history_from_csv(path: Path) -> dict[str, list[float]]:
     """Per-epoch metrics from a ``CSVLogger`` file (a repeated epoch: its last row wins; columns
     that are all ``NA`` are dropped)."""
@@ -213,7 +263,7 @@ def fit(
         keras.callbacks.CSVLogger(str(logs / f"{name}.csv"), append=resumed),
         keras.callbacks.CSVLogger(str(epoch_log), append=True),
         keras.callbacks.BackupAndRestore(str(backup), delete_checkpoint=True),
-        keras.callbacks.TensorBoard(log_dir=str(logs / "tensorboard" / name)),
+        tensorboard_callback(str(logs / "tensorboard" / name)),
     ]
     if early_stopping:
         cbs.append(

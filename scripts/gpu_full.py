@@ -188,16 +188,29 @@ class SkipRun(Exception):
 def exec_notebook(path: Path, train: set[str] | None) -> dict:
     """Execute the code cells of the notebook at ``path`` statement by statement in one
     namespace, training with ``helpers.training.fit_and_record`` only the runs named in ``train``
-    (``None``: none, only list them). A statement that fails (it needed a skipped run) is passed
-    over. Returns ``{"runs": [{name, epochs, train_images}], "trained": {name: record}}``."""
+    (``None``: none, only list them; a run whose record exists is listed as ``done``). A
+    statement that fails (it needed a skipped run) is passed over. Returns
+    ``{"runs": [{name, epochs, images, done}], "trained": {name: record}}``."""
     from helpers import training  # noqa: PLC0415
 
-    real = training.fit_and_record
+    real, real_fit = training.fit_and_record, training.fit
     runs, trained, failed = [], {}, {}
 
+    def no_fit(*args, **kwargs):
+        raise SkipRun("listing only")
+
     def gated(name, model, data, **kwargs):
-        runs.append({"name": name, "epochs": kwargs.get("epochs"), "images": len(data.x_train)})
-        if train is None or name not in train:
+        run = {"name": name, "epochs": kwargs.get("epochs"), "images": len(data.x_train)}
+        runs.append(run)
+        run["done"] = False
+        if train is None:  # reuse the record where there is one, never train
+            training.fit = no_fit
+            try:
+                run["done"] = real(name, model, data, **kwargs).reused
+            finally:
+                training.fit = real_fit
+            return None
+        if name not in train:
             raise SkipRun(name)
         try:
             trained[name] = real(name, model, data, **kwargs)
@@ -243,6 +256,11 @@ def _notebooks(prefixes: list[str]) -> list[Path]:
 def cmd_list(args) -> None:
     for nb in _notebooks(args.notebooks):
         runs = exec_notebook(nb, None)["runs"]
+        todo = [r["name"] for r in runs if not r["done"]]
+        print(
+            f"{nb.name}: {len(runs) - len(todo)} of {len(runs)} runs have a record; to train: "
+            f"{', '.join(todo) or 'none'}"
+        )
         print(json.dumps({"notebook": nb.name, "runs": runs}))
 
 
@@ -320,6 +338,9 @@ def cmd_start(args) -> None:
             sys.exit(f"listing the runs of {nb.name} failed:\n{listed.stdout}\n{listed.stderr}")
         line = [ln for ln in listed.stdout.splitlines() if ln.startswith('{"notebook"')][-1]
         for r in json.loads(line)["runs"]:
+            if r["done"]:
+                print(f"{nb.name[:2]}-{r['name']}: record already here, not trained again")
+                continue
             tasks.append({"notebook": nb.name[:2], "run": r["name"], **r})
             tasks[-1]["task"] = f"{nb.name[:2]}-{r['name']}"
     (WORK / "tasks.json").write_text(json.dumps(tasks, indent=1))

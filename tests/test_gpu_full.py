@@ -84,12 +84,8 @@ def test_listing_trains_nothing(gpu_full, notebook, suite_root):
 
     real = training.fit_and_record
     out = gpu_full.exec_notebook(notebook, None)
-    assert [(r["name"], r["epochs"]) for r in out["runs"]] == [
-        ("a", 1),
-        ("b", 2),
-        ("bad", 1),
-        ("c", 1),
-    ]
+    listed = [(r["name"], r["epochs"], r["done"]) for r in out["runs"]]
+    assert listed == [("a", 1, False), ("b", 2, False), ("bad", 1, False), ("c", 1, False)]
     assert out["runs"][0]["images"] > 0
     assert out["trained"] == {}
     assert _records(suite_root) == []
@@ -103,6 +99,14 @@ def test_one_run_is_trained_the_others_skipped(gpu_full, notebook, suite_root, c
     assert _records(suite_root) == ["b"]
     # the statement after the skipped "a" still ran; execution stopped once "b" was trained
     assert "passed over" not in capsys.readouterr().out
+    listed = gpu_full.exec_notebook(notebook, None)["runs"]
+    assert {r["name"]: r["done"] for r in listed} == {
+        "a": False,
+        "b": True,
+        "bad": False,
+        "c": False,
+    }
+    assert _records(suite_root) == ["b"]  # listing trained nothing
 
 
 def test_statements_needing_a_skipped_run_are_passed_over(gpu_full, notebook, suite_root, capsys):

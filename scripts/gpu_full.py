@@ -143,6 +143,7 @@ def _env() -> dict:
         SUITE_DATA_DIR=str(WORK / "data"),
         SUITE_CACHE_DIR=str(WORK / "cache"),
         XLA_PYTHON_CLIENT_PREALLOCATE="false",  # several processes share the GPU
+        SUITE_STEPS_PER_EXECUTION=os.environ.get("SUITE_STEPS_PER_EXECUTION", "50"),
         MPLBACKEND="Agg",
         PYTHONUNBUFFERED="1",
     )

@@ -671,3 +671,22 @@ def test_version_1_record_of_other_data_trains(base, small_data):
     stored = json.loads(path.read_text())
     assert stored["record_version"] == 2 and "upgraded_from_key" not in stored["provenance"]
     assert stored["provenance"]["created"] >= old["created"]
+
+
+def test_steps_per_execution_is_speed_only(small_data, smoke_session, monkeypatch):
+    """More batches per compiled call: the same record key and the same training."""
+    plain = fit_and_record("spe", tiny_model, small_data, epochs=2, batch_size=16)
+    monkeypatch.setenv("SUITE_STEPS_PER_EXECUTION", "4")
+    again = fit_and_record("spe", tiny_model, small_data, epochs=2, batch_size=16, force=True)
+    assert again.trained_model.steps_per_execution == 4
+    assert again.config_hash == plain.config_hash
+    for metric in ("loss", "accuracy"):
+        np.testing.assert_allclose(again.history[metric], plain.history[metric], rtol=1e-4)
+    np.testing.assert_array_equal(again.y_test_pred, plain.y_test_pred)
+
+
+@pytest.mark.parametrize("bad", ["0", "many", "-3"])
+def test_bad_steps_per_execution_names_the_variable(bad, monkeypatch):
+    monkeypatch.setenv("SUITE_STEPS_PER_EXECUTION", bad)
+    with pytest.raises(ValueError, match=f"SUITE_STEPS_PER_EXECUTION='{bad}'"):
+        training.steps_per_execution()

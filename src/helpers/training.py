@@ -15,6 +15,7 @@ Three small steps, and one call that joins them:
 from __future__ import annotations
 
 import csv
+import os
 import time
 import weakref
 from collections.abc import Callable
@@ -222,6 +223,27 @@ def _history_from_csv(path: Path) -> dict[str, list[float]]:
     return {k: v for k, v in history.items() if not np.all(np.isnan(v))}
 
 
+def steps_per_execution() -> int:
+    """Batches per call into the compiled train/test step: ``$SUITE_STEPS_PER_EXECUTION``, else 1.
+
+    A speed setting only, not part of a record's key: the same batches are trained in the same
+    order, and the callbacks the suite uses act per epoch. It matters on a GPU, where the
+    per-batch callbacks (TerminateOnNaN reads the loss) otherwise wait for every step
+    (``scripts/gpu_full.py`` sets 50).
+    """
+    text = os.environ.get("SUITE_STEPS_PER_EXECUTION", "").strip() or "1"
+    try:
+        n = int(text)
+    except ValueError:
+        n = 0
+    if n < 1:
+        raise ValueError(
+            f"SUITE_STEPS_PER_EXECUTION={text!r}: give a whole number of batches, 1 or more "
+            "(or unset it)"
+        )
+    return n
+
+
 def fit(
     model,
     train: tuple[np.ndarray, np.ndarray],
@@ -277,6 +299,7 @@ def fit(
         args = {"x": train_in[0], "y": train_in[1], "batch_size": batch_size, "shuffle": True}
     else:  # the tf.data pipeline shuffles already
         args = {"x": train_in, "shuffle": False}
+    model.steps_per_execution = steps_per_execution()
     start = time.perf_counter()
     hist = model.fit(**args, validation_data=val_in, epochs=epochs, callbacks=cbs, verbose=verbose)
     wall = time.perf_counter() - start

@@ -344,8 +344,13 @@ def cmd_start(args) -> None:
                 continue
             tasks.append({"notebook": nb.name[:2], "run": r["name"], **r})
             tasks[-1]["task"] = f"{nb.name[:2]}-{r['name']}"
+    _status_path().unlink(missing_ok=True)  # a status left by an earlier start is not this one's
+    shutil.rmtree(WORK / "logs", ignore_errors=True)
     (WORK / "tasks.json").write_text(json.dumps(tasks, indent=1))
     print(f"{len(tasks)} runs: {', '.join(t['task'] for t in tasks)}")
+    if not tasks:
+        cmd_collect(args)
+        return
     with open(WORK / "scheduler.log", "w") as log:
         subprocess.Popen(
             [sys.executable, str(Path(__file__)), "schedule", "--jobs", str(args.jobs)],
@@ -370,16 +375,19 @@ def cmd_wait(args) -> None:
     minute, then pack what finished into $OUT."""
     tasks = {t["task"]: t for t in json.loads((WORK / "tasks.json").read_text())}
     deadline = time.time() + args.wait
+    shown = time.time()
     while True:
         status = json.loads(_status_path().read_text()) if _status_path().is_file() else {}
         finished = not status.get("pending", 1) and not status.get("running", 1)
         if finished or time.time() >= deadline:
             break
-        time.sleep(min(60, max(1, deadline - time.time())))
-        elapsed = time.time() - status.get("started", time.time())
-        print(f"--- {elapsed / 60:.1f} min: {len(status.get('done', []))} done")
-        for task in status.get("running", []):
-            print("   ", _progress(tasks[task]))
+        time.sleep(min(5, max(0.1, deadline - time.time())))
+        if time.time() - shown >= 60:  # progress once a minute
+            shown = time.time()
+            elapsed = time.time() - status.get("started", time.time())
+            print(f"--- {elapsed / 60:.1f} min: {len(status.get('done', []))} done")
+            for task in status.get("running", []):
+                print("   ", _progress(tasks[task]))
     for d in status.get("done", []):
         tail = (WORK / "logs" / f"{d['task']}.log").read_text().strip().splitlines()[-1:]
         print(f"{d['task']}: rc {d['rc']}, {d['s']} s: {tail[0] if tail else ''}")

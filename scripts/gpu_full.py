@@ -373,6 +373,11 @@ def _progress(task: dict) -> str:
 def cmd_wait(args) -> None:
     """Wait up to ``--wait`` seconds (or until every run finished), printing progress each
     minute, then pack what finished into $OUT."""
+    if not (WORK / "tasks.json").is_file():
+        sys.exit(
+            f"nothing was started here ({WORK / 'tasks.json'} is missing: the machine was "
+            "given back since `start`?); run `stage` and `start` again"
+        )
     tasks = {t["task"]: t for t in json.loads((WORK / "tasks.json").read_text())}
     deadline = time.time() + args.wait
     shown = time.time()

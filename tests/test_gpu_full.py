@@ -182,3 +182,9 @@ def test_unpack_refuses_files_outside_the_profile_folders(gpu_full, tmp_path, mo
     with pytest.raises(SystemExit, match="nothing unpacked"):
         gpu_full.main(["unpack", str(back)])
     assert not root.exists()
+
+
+def test_wait_without_a_start_says_what_to_do(gpu_full, tmp_path, monkeypatch):
+    monkeypatch.setattr(gpu_full, "WORK", tmp_path / "work")
+    with pytest.raises(SystemExit, match="run `stage` and `start` again"):
+        gpu_full.main(["wait", "06", "--wait", "1"])

@@ -177,6 +177,7 @@ def time_model(spec, x, y, batch_size: int, epochs: int) -> dict:
     keras.utils.set_random_seed(0)
     model = build()
     model.compile(optimizer=optimizer(), loss=loss, metrics=["accuracy"])
+    model.steps_per_execution = training.steps_per_execution()  # as training.fit sets it
     feed = training._pipeline(x, y, batch_size, True, 0, 10, one_hot)
 
     def fit(n_epochs, callbacks=()):

@@ -44,6 +44,9 @@ import time
 import zipfile
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from run_notebooks import select  # noqa: E402  (notebooks by name prefix, as `make run` picks them)
+
 ROOT = Path(__file__).resolve().parents[1]
 PACK = ROOT / ".gpu"  # what travels (ignored by git)
 WORK = Path(os.environ.get("SUITE_GPU_WORK", "/tmp/suite-gpu"))  # on the GPU machine
@@ -246,16 +249,8 @@ def exec_notebook(path: Path, train: set[str] | None) -> dict:
     return {"runs": runs, "trained": trained}
 
 
-def _notebooks(prefixes: list[str]) -> list[Path]:
-    nbs = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
-    chosen = [nb for nb in nbs if any(nb.name.startswith(p) for p in prefixes)]
-    if not chosen:
-        sys.exit(f"no notebook matches {prefixes}")
-    return chosen
-
-
 def cmd_list(args) -> None:
-    for nb in _notebooks(args.notebooks):
+    for nb in select(args.notebooks):
         runs = exec_notebook(nb, None)["runs"]
         todo = [r["name"] for r in runs if not r["done"]]
         print(
@@ -266,7 +261,7 @@ def cmd_list(args) -> None:
 
 
 def cmd_train(args) -> None:
-    nb = _notebooks([args.notebook])[0]
+    nb = select([args.notebook])[0]
     out = exec_notebook(nb, {args.run})
     if args.run not in out["trained"]:
         sys.exit(f"{nb.name}: no run named {args.run!r} (runs: {[r['name'] for r in out['runs']]})")
@@ -327,7 +322,7 @@ def cmd_start(args) -> None:
     decode = "from helpers import data; print(data.load_cifar10().describe())"
     subprocess.run([sys.executable, "-c", decode], env=env, check=True)
     tasks = []
-    for nb in _notebooks(args.notebooks):
+    for nb in select(args.notebooks):
         listed = subprocess.run(
             [sys.executable, str(Path(__file__)), "list", nb.name[:2]],
             env=env,
@@ -364,7 +359,7 @@ def cmd_start(args) -> None:
 
 
 def _progress(task: dict) -> str:
-    nb = _notebooks([task["notebook"]])[0].stem
+    nb = select([task["notebook"]])[0].stem
     csv = ROOT / "logs" / PROFILE / nb / f"{task['run']}.csv"
     rows = csv.read_text().splitlines()[1:] if csv.is_file() else []
     return f"{task['task']}: {len(rows)}/{task['epochs']} epochs"
@@ -424,7 +419,7 @@ def cmd_collect(args) -> None:
     15 MiB where it is larger; without the backups where all would pass 60 MiB)."""
     out = Path(os.environ.get("OUT") or WORK / "out")
     out.mkdir(parents=True, exist_ok=True)
-    notebooks = _notebooks(args.notebooks)
+    notebooks = select(args.notebooks)
     blob = _archive(notebooks, backups=True)
     if len(blob) > 4 * PART_LIMIT:
         print(f"with the backups of unfinished runs: {len(blob) / 2**20:.1f} MiB; leaving them out")

@@ -24,10 +24,6 @@ import tempfile
 import time
 from pathlib import Path
 
-import nbformat
-from nbclient import NotebookClient
-from nbclient.exceptions import CellExecutionError
-
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -50,6 +46,9 @@ def committed_profile(nb) -> str:
 def execute(path: Path, profile: str | None = None) -> tuple[str, float]:
     """Run the notebook at ``path`` in ``profile`` (default: its committed one) and write it back
     only if every cell ran. Returns the profile and the seconds it took."""
+    import nbformat
+    from nbclient import NotebookClient
+
     nb = nbformat.read(path, as_version=4)
     profile = profile or committed_profile(nb)
     os.environ["SUITE_PROFILE"] = profile  # the kernel inherits it
@@ -70,6 +69,11 @@ def execute(path: Path, profile: str | None = None) -> tuple[str, float]:
 
 
 def main() -> None:
+    # imported here, not at the top, so that select() works where Jupyter is not installed (the
+    # GPU machine, scripts/gpu_full.py)
+    import nbformat
+    from nbclient.exceptions import CellExecutionError
+
     chosen = os.environ.get("SUITE_PROFILE", "").strip() or None
     skipped, failed = [], []
     for nb in select(sys.argv[1:]):

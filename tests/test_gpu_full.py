@@ -6,6 +6,8 @@ from __future__ import annotations
 import importlib.util
 import io
 import json
+import subprocess
+import sys
 import tarfile
 import zipfile
 from pathlib import Path
@@ -188,3 +190,14 @@ def test_wait_without_a_start_says_what_to_do(gpu_full, tmp_path, monkeypatch):
     monkeypatch.setattr(gpu_full, "WORK", tmp_path / "work")
     with pytest.raises(SystemExit, match="run `stage` and `start` again"):
         gpu_full.main(["wait", "06", "--wait", "1"])
+
+
+def test_runs_where_jupyter_is_not_installed():
+    """The GPU machine has no nbformat or nbclient: the script must still start and pick notebooks."""
+    code = (
+        "import sys; sys.modules['nbformat'] = None; sys.modules['nbclient'] = None; "
+        f"sys.argv = ['gpu_full.py']; import runpy; g = runpy.run_path({str(SCRIPT)!r}); "
+        "print([p.name for p in g['select'](['06'])])"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "['06_cifar10_mlp_vs_cnn.ipynb']"

@@ -186,13 +186,14 @@ def cmd_stage(args) -> None:
 
 
 class SkipRun(Exception):
-    """Raised in place of a run this process does not train."""
+    """Raised in place of training while runs are only listed."""
 
 
 def exec_notebook(path: Path, train: set[str] | None) -> dict:
     """Execute the code cells of the notebook at ``path`` statement by statement in one
     namespace, training with ``helpers.training.fit_and_record`` only the runs named in ``train``
     (``None``: none, only list them; a run whose record exists is listed as ``done``). A
+    skipped run's ``fit_and_record`` returns ``None`` (so every run of a loop is reached); a
     statement that fails (it needed a skipped run) is passed over. Returns
     ``{"runs": [{name, epochs, images, done}], "trained": {name: record}}``."""
     from helpers import training  # noqa: PLC0415
@@ -211,11 +212,13 @@ def exec_notebook(path: Path, train: set[str] | None) -> dict:
             training.fit = no_fit
             try:
                 run["done"] = real(name, model, data, **kwargs).reused
+            except SkipRun:
+                pass  # no record yet: listed as to train
             finally:
                 training.fit = real_fit
             return None
         if name not in train:
-            raise SkipRun(name)
+            return None  # a loop of runs goes on; a statement that uses this result is passed over
         try:
             trained[name] = real(name, model, data, **kwargs)
         except Exception as err:
@@ -235,8 +238,6 @@ def exec_notebook(path: Path, train: set[str] | None) -> dict:
                 code = compile(ast.Module([stmt], []), f"{path.name}, code cell {i + 1}", "exec")
                 try:
                     exec(code, namespace)  # noqa: S102 - the suite's own notebook
-                except SkipRun:
-                    pass
                 except Exception as err:
                     if failed:
                         raise  # a run this process trains failed: not to be passed over
@@ -262,11 +263,14 @@ def cmd_list(args) -> None:
 
 def cmd_train(args) -> None:
     nb = select([args.notebook])[0]
-    out = exec_notebook(nb, {args.run})
-    if args.run not in out["trained"]:
-        sys.exit(f"{nb.name}: no run named {args.run!r} (runs: {[r['name'] for r in out['runs']]})")
-    rec = out["trained"][args.run]
-    print(json.dumps({"run": args.run, "test_accuracy": rec.test_accuracy, "reused": rec.reused}))
+    out = exec_notebook(nb, set(args.runs))
+    missing = [r for r in args.runs if r not in out["trained"]]
+    if missing:
+        names = [r["name"] for r in out["runs"]]
+        sys.exit(f"{nb.name}: no run named {', '.join(map(repr, missing))} (runs: {names})")
+    for run in args.runs:
+        rec = out["trained"][run]
+        print(json.dumps({"run": run, "test_accuracy": rec.test_accuracy, "reused": rec.reused}))
 
 
 # --------------------------------------------------------------------------- there: schedule
@@ -507,9 +511,9 @@ def main(argv: list[str] | None = None) -> None:
     s.add_argument("--jobs", type=int, default=8)
     s = sub.add_parser("list", help="the runs a notebook trains")
     s.add_argument("notebooks", nargs="+")
-    s = sub.add_parser("train", help="train one run of a notebook")
+    s = sub.add_parser("train", help="train runs of a notebook (the others skipped)")
     s.add_argument("notebook")
-    s.add_argument("run")
+    s.add_argument("runs", nargs="+", metavar="run")
     s = sub.add_parser("unpack", help="here: the GPU's archive into results/, logs/, checkpoints/")
     s.add_argument("path", help="the folder the device's files came back to, or the archive")
     args = p.parse_args(argv)

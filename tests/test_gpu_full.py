@@ -64,6 +64,7 @@ NOTEBOOK_CELLS = [
     'print("a:", records["a"].test_accuracy)',
     'records["bad"] = fit("bad", lambda: build(3))',
     'records["c"] = fit("c", build)',
+    'for n in ("d", "e"):\n    records[n] = fit(n, build)',
 ]
 
 
@@ -87,7 +88,14 @@ def test_listing_trains_nothing(gpu_full, notebook, suite_root):
     real = training.fit_and_record
     out = gpu_full.exec_notebook(notebook, None)
     listed = [(r["name"], r["epochs"], r["done"]) for r in out["runs"]]
-    assert listed == [("a", 1, False), ("b", 2, False), ("bad", 1, False), ("c", 1, False)]
+    assert listed == [
+        ("a", 1, False),
+        ("b", 2, False),
+        ("bad", 1, False),
+        ("c", 1, False),
+        ("d", 1, False),
+        ("e", 1, False),
+    ]
     assert out["runs"][0]["images"] > 0
     assert out["trained"] == {}
     assert _records(suite_root) == []
@@ -107,6 +115,8 @@ def test_one_run_is_trained_the_others_skipped(gpu_full, notebook, suite_root, c
         "b": True,
         "bad": False,
         "c": False,
+        "d": False,
+        "e": False,
     }
     assert _records(suite_root) == ["b"]  # listing trained nothing
 
@@ -115,7 +125,13 @@ def test_statements_needing_a_skipped_run_are_passed_over(gpu_full, notebook, su
     out = gpu_full.exec_notebook(notebook, {"c"})
     assert list(out["trained"]) == ["c"]
     assert _records(suite_root) == ["c"]
-    assert "passed over: 99_unit.ipynb cell 5: KeyError" in capsys.readouterr().out
+    assert "passed over: 99_unit.ipynb cell 5: AttributeError" in capsys.readouterr().out
+
+
+def test_a_run_inside_a_loop_is_reached(gpu_full, notebook, suite_root):
+    out = gpu_full.exec_notebook(notebook, {"e"})  # "d" comes first in the same loop
+    assert list(out["trained"]) == ["e"]
+    assert _records(suite_root) == ["e"]
 
 
 def test_a_failing_run_is_not_passed_over(gpu_full, notebook, suite_root):

@@ -193,8 +193,9 @@ def exec_notebook(path: Path, train: set[str] | None) -> dict:
     """Execute the code cells of the notebook at ``path`` statement by statement in one
     namespace, training with ``helpers.training.fit_and_record`` only the runs named in ``train``
     (``None``: none, only list them; a run whose record exists is listed as ``done``). A
-    skipped run's ``fit_and_record`` returns ``None`` (so every run of a loop is reached); a
-    statement that fails (it needed a skipped run) is passed over. Returns
+    skipped run's ``fit_and_record`` returns its record where one exists (so a statement that
+    decides from it runs as in the notebook) and ``None`` where not (so every run of a loop is
+    reached); a statement that fails (it needed a run without a record) is passed over. Returns
     ``{"runs": [{name, epochs, images, done}], "trained": {name: record}}``."""
     from helpers import training  # noqa: PLC0415
 
@@ -204,21 +205,25 @@ def exec_notebook(path: Path, train: set[str] | None) -> dict:
     def no_fit(*args, **kwargs):
         raise SkipRun("listing only")
 
+    def reuse(name, model, data, **kwargs):
+        """The run's record where one exists, loaded without training; ``None`` where not."""
+        training.fit = no_fit
+        try:
+            return real(name, model, data, **kwargs)
+        except SkipRun:
+            return None  # no record yet
+        finally:
+            training.fit = real_fit
+
     def gated(name, model, data, **kwargs):
         run = {"name": name, "epochs": kwargs.get("epochs"), "images": len(data.x_train)}
         runs.append(run)
         run["done"] = False
-        if train is None:  # reuse the record where there is one, never train
-            training.fit = no_fit
-            try:
-                run["done"] = real(name, model, data, **kwargs).reused
-            except SkipRun:
-                pass  # no record yet: listed as to train
-            finally:
-                training.fit = real_fit
-            return None
-        if name not in train:
-            return None  # a loop of runs goes on; a statement that uses this result is passed over
+        if train is None or name not in train:
+            # a loop of runs goes on; a statement that uses a missing record is passed over
+            rec = reuse(name, model, data, **kwargs)
+            run["done"] = rec is not None
+            return rec
         try:
             trained[name] = real(name, model, data, **kwargs)
         except Exception as err:

@@ -128,6 +128,17 @@ def test_statements_needing_a_skipped_run_are_passed_over(gpu_full, notebook, su
     assert "passed over: 99_unit.ipynb cell 5: AttributeError" in capsys.readouterr().out
 
 
+def test_a_skipped_run_with_a_record_gives_its_record(gpu_full, notebook, suite_root, capsys):
+    gpu_full.exec_notebook(notebook, {"a"})
+    capsys.readouterr()
+    out = gpu_full.exec_notebook(notebook, {"c"})  # "a" is skipped, its record loaded
+    assert list(out["trained"]) == ["c"]
+    printed = capsys.readouterr().out
+    assert "a: 0." in printed  # the statement using records["a"] ran, not passed over
+    assert "cell 5" not in printed
+    assert _records(suite_root) == ["a", "c"]
+
+
 def test_a_run_inside_a_loop_is_reached(gpu_full, notebook, suite_root):
     out = gpu_full.exec_notebook(notebook, {"e"})  # "d" comes first in the same loop
     assert list(out["trained"]) == ["e"]

@@ -104,3 +104,19 @@ def test_summary(scored):
         roc_auc_score(y, proba, multi_class="ovr", average="macro")
     )
     assert all(isinstance(v, float) for v in s.values())
+
+
+def test_accuracy_standard_error_is_the_binomial_spread():
+    # 0.71 on the 10,000 CIFAR-10 test images: sqrt(0.71 * 0.29 / 10000) = 0.00454
+    assert M.accuracy_standard_error(0.71, 10_000) == pytest.approx(0.004538, abs=1e-6)
+    assert M.accuracy_standard_error(0.0, 100) == 0.0
+    # the spread of accuracies of a coin-flip classifier on n = 400 samples
+    rng = np.random.default_rng(0)
+    accs = rng.binomial(400, 0.5, size=20_000) / 400
+    assert M.accuracy_standard_error(0.5, 400) == pytest.approx(accs.std(), rel=0.03)
+
+
+@pytest.mark.parametrize("acc, n", [(71.0, 10_000), (0.5, 0)])
+def test_accuracy_standard_error_rejects_percentages_and_empty_sets(acc, n):
+    with pytest.raises(ValueError, match="fraction|positive"):
+        M.accuracy_standard_error(acc, n)

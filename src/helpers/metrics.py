@@ -6,6 +6,7 @@ class probabilities (rows sum to 1) for ``K`` classes.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import numpy as np
@@ -75,6 +76,20 @@ def macro_auc(y_true, proba: np.ndarray) -> float:
         return float(skm.roc_auc_score(y_true, proba[:, 1]))
     aucs = [skm.roc_auc_score(y_true == c, proba[:, c]) for c in present]
     return float(np.mean(aucs))
+
+
+def accuracy_standard_error(accuracy: float, n: int) -> float:
+    """Standard error of an accuracy measured on ``n`` test samples: ``sqrt(a (1 - a) / n)``.
+
+    Both are fractions (0.71, not 71 %). The binomial error of one model's accuracy on a test set
+    of this size; two models' accuracies differ by more than chance only when the gap is several
+    times ``sqrt(se1**2 + se2**2)``, about 1.4 standard errors of one.
+    """
+    if n <= 0:
+        raise ValueError(f"n must be a positive number of test samples, got {n}")
+    if not 0.0 <= accuracy <= 1.0:
+        raise ValueError(f"accuracy must be a fraction in [0, 1], got {accuracy}")
+    return math.sqrt(accuracy * (1.0 - accuracy) / n)
 
 
 def summary(y_true, proba: np.ndarray) -> dict[str, float]:

@@ -54,7 +54,11 @@ def _reported_text(reported: dict) -> str:
 
 
 def markdown_table(records: list[Record]) -> str:
-    """The comparison table: one row per record, the report's test accuracy beside ours."""
+    """The comparison table: one row per record, the report's test accuracy beside ours.
+
+    The wall time (minutes) of a run resumed after an interruption covers only the epochs timed
+    after it, and says so: ``116.3 min (61 of 120 ep.)``.
+    """
     if not records:
         return "_No experiment records yet: run `make run` to create them._"
     head = (
@@ -65,10 +69,13 @@ def markdown_table(records: list[Record]) -> str:
     for r in records:
         rep_txt = _reported_text(r.reported or {})
         stand_in = " (stand-in data)" if r.provenance.get("stand_in") else ""
+        timed = len(r.epoch_times_s)
+        # a run resumed from a backup timed only the epochs after the interruption
+        part = f" ({timed} of {r.epochs_run} ep.)" if 0 < timed < r.epochs_run else ""
         rows.append(
             f"| {r.notebook} | {r.name}{stand_in} | {r.profile} | {r.test['accuracy']:.3f} | "
             f"{rep_txt} | {r.epochs_run} | {r.layers} | {r.params:,} | "
-            f"{r.wall_time_s / 60:.1f} min | {r.seconds_per_epoch:.1f} | {r.backend} |"
+            f"{r.wall_time_s / 60:.1f} min{part} | {r.seconds_per_epoch:.1f} | {r.backend} |"
         )
     return "\n".join(rows)
 

@@ -122,9 +122,11 @@ def test_markdown_table_says_when_only_part_of_a_run_was_timed():
     resumed = make_record(epoch_times_s=[100.0], wall_time_s=120.0)  # 2 epochs, 1 timed
     cells = [c.strip() for c in report.markdown_table([resumed]).splitlines()[2].split("|")]
     assert cells[9:11] == ["2.0 min (1 of 2 ep.)", "100.0"]
+    assert "120 s for 1 of 2 epochs (100.0 s/epoch)" in resumed.summary()
     whole = make_record()
     cells = [c.strip() for c in report.markdown_table([whole]).splitlines()[2].split("|")]
     assert cells[9] == "3.0 min"
+    assert "180 s (90.0 s/epoch)" in whole.summary()
 
 
 def test_version_1_records_are_read_into_the_table(tmp_path):

@@ -102,6 +102,17 @@ class Record:
         """Median time of one epoch (training and validation), in seconds."""
         return float(np.median(self.epoch_times_s)) if self.epoch_times_s else float("nan")
 
+    @property
+    def timed_epochs(self) -> int:
+        """Epochs whose times the record holds: all of them, unless the run was resumed from a
+        backup after an interruption, which times only the epochs after it."""
+        return len(self.epoch_times_s)
+
+    @property
+    def timed_in_part(self) -> bool:
+        """True when ``wall_time_s`` covers only some of the epochs (a resumed run)."""
+        return 0 < self.timed_epochs < self.epochs_run
+
     def made_with(self) -> str:
         """Provenance in words, e.g. ``image folder /data/cifar10 on tensorflow/cpu:0, 2026-11-22``."""
         p = self.provenance
@@ -119,10 +130,11 @@ class Record:
         val = self.history.get("val_accuracy")
         val_txt = f", last val accuracy {val[-1]:.4f}" if val else ""
         how = f"reused record made with {self.made_with()}" if self.reused else "trained"
+        part = f" for {self.timed_epochs} of {self.epochs_run} epochs" if self.timed_in_part else ""
         return (
             f"{self.name}: test accuracy {self.test['accuracy']:.4f}{rep}, test loss "
             f"{self.test.get('loss', float('nan')):.4f}{val_txt}, {self.epochs_run} epochs, "
-            f"{self.params:,} params, {self.wall_time_s:.0f} s ({self.seconds_per_epoch:.1f} s/epoch)"
+            f"{self.params:,} params, {self.wall_time_s:.0f} s{part} ({self.seconds_per_epoch:.1f} s/epoch)"
             f" [{how}]"
         )
 

@@ -69,9 +69,7 @@ def markdown_table(records: list[Record]) -> str:
     for r in records:
         rep_txt = _reported_text(r.reported or {})
         stand_in = " (stand-in data)" if r.provenance.get("stand_in") else ""
-        timed = len(r.epoch_times_s)
-        # a run resumed from a backup timed only the epochs after the interruption
-        part = f" ({timed} of {r.epochs_run} ep.)" if 0 < timed < r.epochs_run else ""
+        part = f" ({r.timed_epochs} of {r.epochs_run} ep.)" if r.timed_in_part else ""
         rows.append(
             f"| {r.notebook} | {r.name}{stand_in} | {r.profile} | {r.test['accuracy']:.3f} | "
             f"{rep_txt} | {r.epochs_run} | {r.layers} | {r.params:,} | "

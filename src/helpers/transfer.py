@@ -244,13 +244,13 @@ def pick_backbone(preferred: str, requested: str = "auto") -> str:
         return str(requested).lower()
     try:
         build = _constructor(preferred)
-        build(weights="imagenet", include_top=False, input_shape=(32, 32, 3))
+        build(weights="imagenet", include_top=False, input_shape=(96, 96, 3))
     except Exception as err:
         reason = f"{type(err).__name__}: {err}".splitlines()[0][:300]
         print(
             f"Backbone: EfficientNet-Lite0 with its real ImageNet weights (installed with pip). "
-            f"The report's {DISPLAY_NAMES[preferred]} cannot be used here: its ImageNet weights "
-            f"could not be loaded ({reason}). Every run below follows the report's protocol on "
+            f"The assignment's {DISPLAY_NAMES[preferred]} cannot be used here: its ImageNet weights "
+            f"could not be loaded ({reason}). Every run below follows the assignment's protocol on "
             f"EfficientNet-Lite0 instead; on a machine online, BACKBONE='{preferred}' runs it on "
             f"{DISPLAY_NAMES[preferred]}."
         )

@@ -9,9 +9,6 @@ PY := $(VENV)/bin/python
 # PROFILE empty: each notebook runs in the profile of its committed outputs (its metadata)
 PROFILE ?= $(SUITE_PROFILE)
 NOTEBOOKS ?=
-# Use the shared CIFAR-10 copy beside the checkout when there is one and nothing else was set.
-SUITE_DATA_DIR ?= $(if $(wildcard ../shared/data/cifar10),$(abspath ../shared/data),$(abspath data))
-export SUITE_DATA_DIR
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 export PYTHONUNBUFFERED := 1
 

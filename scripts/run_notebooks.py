@@ -54,7 +54,13 @@ def execute(path: Path, profile: str | None = None) -> tuple[str, float]:
     os.environ["SUITE_PROFILE"] = profile  # the kernel inherits it
     start = time.perf_counter()
     client = NotebookClient(
-        nb, timeout=None, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}}
+        nb,
+        timeout=None,
+        kernel_name="python3",
+        resources={"metadata": {"path": str(path.parent)}},
+        # What C++ libraries write to the kernel's stderr (TensorFlow's absl and oneDNN lines)
+        # goes to this terminal, not into the notebook's outputs.
+        extra_arguments=["--IPKernelApp.capture_fd_output=False"],
     )
     client.execute()
     nb.metadata["suite"] = {"profile": profile}

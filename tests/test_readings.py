@@ -54,7 +54,7 @@ def test_record_accessors_of_train_metrics():
 def test_history_of_one_run_names_its_peak_and_turn():
     text = readings.history({"CNN": make_record(history=HISTORY)})
     assert text == (
-        "CNN's validation accuracy is best at 0.600 (epoch 3 of 4) and ends at 0.580, against "
+        "**CNN**: validation accuracy is best at 0.600 (epoch 3 of 4) and ends at 0.580, against "
         "0.900 on the training data; its validation loss is lowest at epoch 3 and ends 0.200 "
         "higher."
     )
@@ -65,21 +65,21 @@ def test_history_of_several_runs_compares_them():
         k: [v - (0.3 if k.startswith("val") else 0.4) for v in vals] for k, vals in HISTORY.items()
     }
     text = readings.history({"a": HISTORY, "b": other})
-    assert text.startswith("At the last epoch a has the highest validation accuracy (0.580)")
-    assert "b the lowest (0.280)" in text
+    assert text.startswith("At the last epoch **a** has the highest validation accuracy (0.580)")
+    assert "**b** the lowest (0.280)" in text
     assert "widest gap between training and validation (0.900 against 0.580)" in text
 
 
 def test_history_without_validation_reads_the_training_curve():
     text = readings.history({"m": {"accuracy": [0.2, 0.5]}})
-    assert text == "Training accuracy after the last epoch: m 0.500."
+    assert text == "Training accuracy after the last epoch: **m** 0.500."
 
 
 def test_confusion_names_the_most_frequent_mistake():
     cm = [[8, 2, 0], [5, 5, 0], [0, 0, 10]]
     text = readings.confusion(cm, ["cat", "dog", "car"], part="test")
     assert text == (
-        "On the test set, the most frequent mistake is dog taken for cat (5 of 10 dog images); "
+        "On the test set, the most frequent mistake is dog taken for cat (5 of the 10 images of dog); "
         "car is recognised best (100.0%) and dog worst (50.0%)."
     )
     assert readings.confusion(np.eye(2, dtype=int) * 3, ["a", "b"]).startswith("Every image")
@@ -87,9 +87,9 @@ def test_confusion_names_the_most_frequent_mistake():
 
 def test_bars_with_and_without_the_report():
     values = {"MLP": 0.5, "CNN": 0.8}
-    assert readings.bars(values) == "CNN scores highest (0.800) and MLP lowest (0.500)."
+    assert readings.bars(values) == "**CNN** scores highest (0.800) and **MLP** lowest (0.500)."
     text = readings.bars(values, reported={"MLP": 0.51, "CNN": 0.85, "other": None})
-    assert text.endswith("; CNN is furthest from the report, 0.050 below it.")
+    assert text.endswith("; **CNN** is furthest from the report, 0.050 below it.")
 
 
 @pytest.fixture
@@ -117,7 +117,7 @@ def test_record_figures_shows_each_figure_then_its_sentence(
     plotting.plot_history({"x": HISTORY})  # a figure left open before: not shown again
     plotting.record_figures(rec, tiny_data, "CNN", n=4)
     assert len(shown) == 4
-    assert shown[0].startswith("CNN's validation accuracy")
+    assert shown[0].startswith("**CNN**: validation accuracy")
     assert "gets 1 of 4 images wrong" in shown[1]
     assert shown[2].startswith("On the train set, every image")
     assert shown[3].startswith("On the test set, the most frequent mistake is a taken for b")

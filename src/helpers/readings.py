@@ -44,7 +44,7 @@ def _curve_facts(hist: Mapping[str, Sequence[float]], metric: str) -> dict | Non
 
 def _one_run(label: str, facts: dict, metric: str, loss: dict | None) -> str:
     text = (
-        f"{label}'s validation {metric} is best at {facts['best']:.3f} (epoch "
+        f"**{label}**: validation {metric} is best at {facts['best']:.3f} (epoch "
         f"{facts['best_epoch']} of {facts['epochs']}) and ends at {facts['last']:.3f}, against "
         f"{facts['train']:.3f} on the training data"
     )
@@ -64,7 +64,7 @@ def history(runs: Mapping[str, object], metric: str = "accuracy") -> str:
     facts = {label: f for label, f in facts.items() if f is not None}
     if not facts:
         last = {label: history_of(run)[metric][-1] for label, run in runs.items()}
-        parts = ", ".join(f"{label} {value:.3f}" for label, value in last.items())
+        parts = ", ".join(f"**{label}** {value:.3f}" for label, value in last.items())
         return f"Training {metric} after the last epoch: {parts}."
     if len(facts) == 1:
         (label, f), run = next(iter(facts.items())), next(iter(runs.values()))
@@ -74,8 +74,8 @@ def history(runs: Mapping[str, object], metric: str = "accuracy") -> str:
     gap = max(facts, key=lambda k: facts[k]["train"] - facts[k]["last"])
     g = facts[gap]
     return (
-        f"At the last epoch {hi} has the highest validation {metric} ({facts[hi]['last']:.3f}) "
-        f"and {lo} the lowest ({facts[lo]['last']:.3f}); {gap} ends with the widest gap between "
+        f"At the last epoch **{hi}** has the highest validation {metric} "
+        f"({facts[hi]['last']:.3f}) and **{lo}** the lowest ({facts[lo]['last']:.3f}); **{gap}** ends with the widest gap between "
         f"training and validation ({g['train']:.3f} against {g['last']:.3f})."
     )
 
@@ -98,7 +98,7 @@ def confusion(cm, class_names: Sequence[str], part: str | None = None) -> str:
         t, p = np.unravel_index(int(np.argmax(off)), off.shape)
         text = (
             f"the most frequent mistake is {class_names[t]} taken for {class_names[p]} "
-            f"({off[t, p]:,} of {totals[t]:,} {class_names[t]} images); {classes}."
+            f"({off[t, p]:,} of the {totals[t]:,} images of {class_names[t]}); {classes}."
         )
     text = f"on the {part} set, {text}" if part else text
     return text[0].upper() + text[1:]
@@ -109,12 +109,12 @@ def bars(values: Mapping[str, float], reported: Mapping[str, float] | None = Non
     report's values, the largest difference from the report."""
     hi = max(values, key=values.get)
     lo = min(values, key=values.get)
-    text = f"{hi} scores highest ({values[hi]:.3f}) and {lo} lowest ({values[lo]:.3f})"
+    text = f"**{hi}** scores highest ({values[hi]:.3f}) and **{lo}** lowest ({values[lo]:.3f})"
     diffs = {k: values[k] - v for k, v in (reported or {}).items() if v is not None and k in values}
     if diffs:
         far = max(diffs, key=lambda k: abs(diffs[k]))
         side = "below" if diffs[far] < 0 else "above"
-        text += f"; {far} is furthest from the report, {abs(diffs[far]):.3f} {side} it"
+        text += f"; **{far}** is furthest from the report, {abs(diffs[far]):.3f} {side} it"
     return text + "."
 
 

@@ -1,7 +1,7 @@
 # The suite's two commands (see README):
 #   make run    install into .venv, execute every notebook in place (each in the profile of its
 #               committed outputs unless PROFILE=smoke|quick|full),
-#               refresh figures/ and the README's results table
+#               refresh figures/ and the README's notebook and results tables
 #   make test   install into .venv, lint, unit tests, nbval of every notebook in the smoke profile
 PYTHON ?= python3
 VENV ?= .venv
@@ -25,9 +25,12 @@ install: $(VENV)/.installed
 
 run: install
 	SUITE_PROFILE=$(PROFILE) $(PY) scripts/run_notebooks.py $(NOTEBOOKS)
+	$(PY) scripts/colab.py >/dev/null
 	$(PY) -m helpers.report --readme README.md
 
+# The README's two generated tables: the notebooks (with the profile of their outputs) and results
 table: install
+	$(PY) scripts/colab.py >/dev/null
 	$(PY) -m helpers.report --readme README.md
 
 lint: install

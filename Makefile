@@ -1,7 +1,7 @@
 # The suite's two commands (see README):
 #   make run    install into .venv, execute every notebook in place (each in the profile of its
 #               committed outputs unless PROFILE=smoke|quick|full),
-#               refresh figures/ and the README's results table
+#               refresh figures/ and the README's notebook and results tables
 #   make test   install into .venv, lint, unit tests, nbval of every notebook in the smoke profile
 PYTHON ?= python3
 VENV ?= .venv
@@ -9,9 +9,6 @@ PY := $(VENV)/bin/python
 # PROFILE empty: each notebook runs in the profile of its committed outputs (its metadata)
 PROFILE ?= $(SUITE_PROFILE)
 NOTEBOOKS ?=
-# Use the shared CIFAR-10 copy beside the checkout when there is one and nothing else was set.
-SUITE_DATA_DIR ?= $(if $(wildcard ../shared/data/cifar10),$(abspath ../shared/data),$(abspath data))
-export SUITE_DATA_DIR
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 export PYTHONUNBUFFERED := 1
 
@@ -28,9 +25,12 @@ install: $(VENV)/.installed
 
 run: install
 	SUITE_PROFILE=$(PROFILE) $(PY) scripts/run_notebooks.py $(NOTEBOOKS)
+	$(PY) scripts/colab.py >/dev/null
 	$(PY) -m helpers.report --readme README.md
 
+# The README's two generated tables: the notebooks (with the profile of their outputs) and results
 table: install
+	$(PY) scripts/colab.py >/dev/null
 	$(PY) -m helpers.report --readme README.md
 
 lint: install

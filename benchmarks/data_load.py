@@ -6,7 +6,7 @@ twice: the first load decodes every JPEG and writes the cache, the later ones re
 Prints seconds and images per second for each, the ratio between them and the cache's size.
 The temporary cache is removed at the end.
 
-    python benchmarks/data_load.py                            # $SUITE_DATA_DIR, else ../shared/data
+    python benchmarks/data_load.py                            # the folder in $SUITE_DATA_DIR
     python benchmarks/data_load.py --data-dir /path/to/data --repeats 5 --json results/load.json
 
 Run it on a quiet machine: other processes on the same cores change the numbers (the output
@@ -28,10 +28,10 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 
 
-def default_data_dir() -> Path:
-    """``$SUITE_DATA_DIR``, else ``../shared/data`` beside the checkout."""
+def default_data_dir() -> Path | None:
+    """``$SUITE_DATA_DIR``, or None where it is unset."""
     env = os.environ.get("SUITE_DATA_DIR")
-    return Path(env) if env else REPO.parent / "shared" / "data"
+    return Path(env) if env else None
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -42,7 +42,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--data-dir",
         type=Path,
         default=None,
-        help="folder holding cifar10/ (default: $SUITE_DATA_DIR, else ../shared/data)",
+        help="folder holding cifar10/ (default: $SUITE_DATA_DIR)",
     )
     p.add_argument(
         "--repeats", type=int, default=3, help="cached loads; the fastest is reported (default 3)"
@@ -51,7 +51,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args = p.parse_args(argv)
     if args.repeats < 1:
         p.error(f"--repeats must be at least 1, got {args.repeats}")
-    args.data_dir = (args.data_dir or default_data_dir()).resolve()
+    folder = args.data_dir or default_data_dir()
+    if folder is None:
+        p.error(
+            "no data folder: pass --data-dir or set SUITE_DATA_DIR to the folder holding cifar10/"
+        )
+    args.data_dir = folder.resolve()
     return args
 
 

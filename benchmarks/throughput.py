@@ -77,7 +77,7 @@ def _models() -> dict:
         ),
         "vgg": (
             "05, 06",
-            "VGG-style base model of seed 002 (Adam, sparse CCE)",
+            "VGG-style base model of Neural Networks HW3 (Adam, sparse CCE)",
             lambda: vgg(),
             lambda: keras.optimizers.Adam(),
             "sparse_categorical_crossentropy",

@@ -4,19 +4,33 @@
 
 The badge goes under the title in the first markdown cell; the install cell is the first code
 cell and does nothing outside Colab. The README's notebook list (between its notebooks markers)
-is rebuilt from the notebooks' titles. REPO is the one place that names the public repository.
+is rebuilt from the notebooks' titles and the profile their outputs come from (their metadata).
+The repository is named in one place, ``[project.urls] Repository`` of pyproject.toml.
 """
 
 from __future__ import annotations
 
 import sys
+import tomllib
 from pathlib import Path
 
 import nbformat
 
-REPO = "keras-experiment-suite/keras-experiment-suite"
-BRANCH = "main"
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "scripts"))
+from run_notebooks import committed_profile  # noqa: E402
+
+BRANCH = "main"
+
+
+def repository_url() -> str:
+    """``https://github.com/OWNER/NAME``, from pyproject.toml's ``[project.urls] Repository``."""
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    return project["urls"]["Repository"].rstrip("/")
+
+
+REPO_URL = repository_url()
+REPO = REPO_URL.removeprefix("https://github.com/")
 MARK = "# Colab only: fetch the suite and install its helpers"
 
 
@@ -46,7 +60,7 @@ def install_cell() -> nbformat.NotebookNode:
             'if "google.colab" in sys.modules:',
             '    SUITE = os.environ.get("SUITE_CLONE", "/content/suite")',
             "    if not os.path.isdir(SUITE):",
-            f'        url = "https://github.com/{REPO}"',
+            f'        url = "{REPO_URL}"',
             '        subprocess.run(["git", "clone", "-q", "--depth", "1", url, SUITE], check=True)',
             '    subprocess.run([sys.executable, "-m", "pip", "install", "-q", SUITE], check=True)',
             "    importlib.invalidate_caches()",
@@ -78,13 +92,14 @@ def apply(path: Path) -> bool:
 
 
 def readme_list(paths: list[Path]) -> str:
-    """A markdown table: notebook link, its title, and its Colab badge."""
-    rows = ["| notebook | what it does | Colab |", "|---|---|---|"]
+    """A markdown table: notebook link, its title, the profile of its outputs, its Colab badge."""
+    rows = ["| notebook | what it does | outputs | Colab |", "|---|---|---|---|"]
     for p in paths:
         nb = nbformat.read(p, as_version=4)
         first_md = next(c for c in nb.cells if c.cell_type == "markdown")
         title = first_md.source.splitlines()[0].lstrip("# ").strip()
-        rows.append(f"| [{p.stem}](notebooks/{p.name}) | {title} | {badge(p.name)} |")
+        outputs = f"`{committed_profile(nb)}`"
+        rows.append(f"| [{p.stem}](notebooks/{p.name}) | {title} | {outputs} | {badge(p.name)} |")
     return "\n".join(rows)
 
 

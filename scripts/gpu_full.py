@@ -1,16 +1,19 @@
-"""Run notebooks' experiments in the full profile on a lent GPU machine (JAX) and bring the records
-back, so that the TensorFlow CPU render here reuses them.
+"""Train notebooks' experiments outside the notebooks, here or on a machine with JAX only, and
+bring the records back, so that the notebook's render reuses them.
 
-The GPU machine (the workplace's ``device`` tool) gets a copy of the working tree for each call,
-at most 64 MiB with what the call carries, has JAX but neither Keras nor TensorFlow, and is given
-back 30 s after a call unless the next one comes. So the work is split into steps:
+On any machine with the suite installed, one run per process (each resumable from its backup)::
 
-Here, once::
+    SUITE_PROFILE=full python scripts/gpu_full.py list 05                 # runs without a record
+    SUITE_PROFILE=full python scripts/gpu_full.py train 05 dropout_0.3    # train these runs
+
+For an accelerator machine that has JAX but neither Keras nor TensorFlow and receives a copy of
+the working tree per command (the data and wheels travel as files of at most 64 MiB), the work is
+split into steps. Here, once::
 
     python scripts/gpu_full.py pack            # .gpu/: CIFAR-10 JPEGs as two zip files, wheels
 
-On the GPU machine, two calls back to back (the first carries ``.gpu/whl`` and
-``.gpu/cifar10-1.zip``, the second ``.gpu/cifar10-2.zip``)::
+There, two commands back to back (the first with ``.gpu/whl`` and ``.gpu/cifar10-1.zip``, the
+second with ``.gpu/cifar10-2.zip``)::
 
     python3 scripts/gpu_full.py stage          # install the wheels, unpack part 1, benchmark
     python3 scripts/gpu_full.py start 06 05 --wait 500   # unpack part 2, train, collect
@@ -18,15 +21,15 @@ On the GPU machine, two calls back to back (the first carries ``.gpu/whl`` and
 ``start`` lists every run the notebooks train (``training.fit_and_record`` calls, in the
 profile), starts a scheduler with ``setsid`` that trains them in parallel worker processes (one
 run per process, ``KERAS_BACKEND=jax``, the notebook's own code with every other run skipped), and
-waits. ``wait`` (more calls while the machine is held) waits again. Each call ends by packing
-whatever finished (records, logs, the backups of unfinished runs) into ``$OUT/gpu-results.tar.gz``
-(split into parts of at most 15 MiB). Back here::
+waits. ``wait`` waits again. Each command ends by packing whatever finished (records, logs, the
+backups of unfinished runs) into ``$OUT/gpu-results.tar.gz`` (split into parts of at most
+15 MiB). Back here::
 
-    python scripts/gpu_full.py unpack /work/.device/<files_at>     # into results/, logs/, ...
+    python scripts/gpu_full.py unpack <folder the files came back to>   # into results/, logs/, ...
     make run NOTEBOOKS="05 06" PROFILE=full    # render from the records, nothing trained
 
 Records are keyed by what determines the result, never by backend or machine, so the render
-here reuses the GPU's records; their provenance says they were made with JAX on the GPU.
+reuses these records; their provenance says they were made with JAX on the accelerator.
 """
 
 from __future__ import annotations

@@ -58,8 +58,8 @@ def execute(path: Path, profile: str | None = None) -> tuple[str, float]:
         timeout=None,
         kernel_name="python3",
         resources={"metadata": {"path": str(path.parent)}},
-        # C-level log lines (TensorFlow's absl start-up messages) go to this terminal, not into
-        # the notebook; Python's own warnings and prints still land in the cells
+        # What C++ libraries write to the kernel's stderr (TensorFlow's absl and oneDNN lines)
+        # goes to this terminal, not into the notebook's outputs.
         extra_arguments=["--IPKernelApp.capture_fd_output=False"],
     )
     client.execute()

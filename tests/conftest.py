@@ -3,8 +3,8 @@
 Every test runs with its own suite root (``results/``, ``figures/``, ``logs/``, ``checkpoints/``)
 and decoded-image cache under ``tmp_path``, in the smoke profile, with no current session, so no
 test writes into the repository or sees another test's records. The real CIFAR-10 image folder is
-found through ``$SUITE_DATA_DIR`` or ``../shared/data`` beside the checkout; tests that need it
-are skipped, with the reason, where it is absent. Unit tests read small copies of it (a few dozen
+found through ``$SUITE_DATA_DIR`` only; tests that need it are skipped, with the reason, where
+that variable is unset or does not hold it. Unit tests read small copies of it (a few dozen
 images per class); only tests marked ``slow`` decode all 60,000 images, and no test asserts a
 timing (``benchmarks/data_load.py`` measures the load times).
 """
@@ -29,20 +29,18 @@ REPO = Path(__file__).resolve().parents[1]
 
 def shared_data_dir() -> Path | None:
     """The folder holding ``cifar10/train`` and ``cifar10/test``, or None where there is none."""
-    candidates = []
-    if os.environ.get("SUITE_DATA_DIR"):
-        candidates.append(Path(os.environ["SUITE_DATA_DIR"]))
-    candidates.append(REPO.parent / "shared" / "data")
-    for folder in candidates:
-        if (folder / "cifar10" / "train").is_dir() and (folder / "cifar10" / "test").is_dir():
-            return folder.resolve()
+    if not os.environ.get("SUITE_DATA_DIR"):
+        return None
+    folder = Path(os.environ["SUITE_DATA_DIR"])
+    if (folder / "cifar10" / "train").is_dir() and (folder / "cifar10" / "test").is_dir():
+        return folder.resolve()
     return None
 
 
 SHARED_DATA = shared_data_dir()
 NO_CIFAR = (
-    "CIFAR-10 image folder not found: set SUITE_DATA_DIR to the folder holding "
-    "cifar10/train and cifar10/test (or put it at ../shared/data beside the checkout)"
+    "needs the CIFAR-10 image folder: SUITE_DATA_DIR is unset or does not hold "
+    "cifar10/train and cifar10/test"
 )
 
 

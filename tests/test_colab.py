@@ -141,3 +141,27 @@ def test_cell_clones_when_the_folder_is_missing(monkeypatch, tmp_path):
     calls.clear()  # run again: the clone is there, so only the install runs
     exec(_cell_source(), {"__name__": "__main__"})
     assert calls == [[sys.executable, "-m", "pip", "install", "-q", str(suite)]]
+
+
+def test_repository_is_named_once_in_pyproject():
+    colab = _colab()
+    url = colab.repository_url()
+    assert url.startswith("https://github.com/") and url.endswith(colab.REPO)
+    assert url in colab.install_cell().source
+    assert f"github/{colab.REPO}/blob/" in colab.badge("01_analytic_mlp.ipynb")
+
+
+def test_readme_list_gives_the_profile_of_each_notebooks_outputs(tmp_path):
+    import nbformat
+
+    paths = []
+    for name, profile in (("01_a.ipynb", "full"), ("02_b.ipynb", None)):
+        nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell(f"# {name[:2]} · T")])
+        if profile:
+            nb.metadata["suite"] = {"profile": profile}
+        nbformat.write(nb, tmp_path / name)
+        paths.append(tmp_path / name)
+    rows = _colab().readme_list(paths).splitlines()
+    assert rows[0] == "| notebook | what it does | outputs | Colab |"
+    assert "| 01 · T | `full` |" in rows[2]
+    assert "| 02 · T | `quick` |" in rows[3]  # no metadata: the default profile

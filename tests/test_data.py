@@ -295,7 +295,7 @@ def test_cifar_for_profile_is_a_stratified_subset(cifar_small):
 
 
 def test_real_cifar10_folder_has_5000_and_1000_images_per_class(real_cifar_dir):
-    """The shared folder's layout and counts, from the file listing (nothing decoded)."""
+    """The CIFAR-10 folder's layout and counts, from the file listing (nothing decoded)."""
     for split, n in (("train", 5000), ("test", 1000)):
         files, labels, classes = data._list_images(real_cifar_dir / "cifar10" / split)
         assert classes == data.CIFAR10_CLASSES

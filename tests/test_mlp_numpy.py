@@ -7,7 +7,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from helpers import data, session
+from helpers import data, mlp_numpy, session
 from helpers.mlp_numpy import MLP, cross_entropy
 from helpers.profiles import get_profile
 
@@ -203,3 +203,63 @@ def test_gradient_check_helper_detects_a_wrong_gradient(monkeypatch):
     assert mlp_numpy.gradient_check(net, x, y) < 1e-6
     monkeypatch.setattr(MLP, "_activation_derivative", lambda self, a: np.ones_like(a))
     assert mlp_numpy.gradient_check(net, x, y) > 1e-2
+
+
+def _passes():
+    """A forward and a backward pass written outside the class, as notebook 02 writes them."""
+
+    def forward(weights, biases, x):
+        acts = [x]
+        for i, (w, b) in enumerate(zip(weights, biases, strict=True)):
+            z = acts[-1] @ w + b
+            last = i == len(weights) - 1
+            acts.append(mlp_numpy.softmax(z) if last else 1.0 / (1.0 + np.exp(-z)))
+        return acts
+
+    def backward(weights, acts, y):
+        delta = acts[-1].copy()
+        delta[np.arange(len(y)), y] -= 1.0
+        delta /= len(y)
+        grad_w, grad_b = [None] * len(weights), [None] * len(weights)
+        for layer in reversed(range(len(weights))):
+            grad_w[layer] = acts[layer].T @ delta
+            grad_b[layer] = delta.sum(axis=0)
+            if layer > 0:
+                delta = (delta @ weights[layer].T) * (acts[layer] * (1.0 - acts[layer]))
+        return grad_w, grad_b
+
+    return forward, backward
+
+
+def test_check_passes_accepts_right_passes_and_catches_a_wrong_one():
+    forward, backward = _passes()
+    errors = mlp_numpy.check_passes(forward, backward)
+    assert set(errors) == {
+        "forward vs MLP.forward",
+        "backward vs MLP.backward",
+        "backward vs finite differences",
+    }
+    assert max(errors.values()) < 1e-6
+
+    def wrong_backward(weights, acts, y):
+        grad_w, grad_b = backward(weights, acts, y)
+        return [2 * g for g in grad_w], grad_b
+
+    wrong = mlp_numpy.check_passes(forward, wrong_backward)
+    assert wrong["backward vs finite differences"] > 0.5
+
+
+def test_fit_with_passes_written_elsewhere_matches_the_methods():
+    forward, backward = _passes()
+    rng = np.random.default_rng(3)
+    x, y = rng.normal(size=(40, 6)), rng.integers(0, 3, size=40)
+    a, b = MLP([6, 5, 3], seed=1), MLP([6, 5, 3], seed=1)
+    h_a = a.fit(x, y, epochs=3, batch_size=8, lr=0.3, validation_data=(x[:10], y[:10]))
+    h_b = b.fit(
+        x, y, epochs=3, batch_size=8, lr=0.3, validation_data=(x[:10], y[:10]),
+        forward=forward, backward=backward,
+    )  # fmt: skip
+    for key in h_a:
+        np.testing.assert_allclose(h_a[key], h_b[key], rtol=1e-12)
+    for wa, wb in zip(a.weights, b.weights, strict=True):
+        np.testing.assert_allclose(wa, wb, rtol=1e-12)

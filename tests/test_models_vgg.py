@@ -1,4 +1,4 @@
-"""Tests of helpers.models.vgg_style: the base model of seed 002 and the knobs 05/06 turn."""
+"""Tests of helpers.models.vgg_style: the Neural Networks HW3 base model and the knobs 05/06 turn."""
 
 import os
 

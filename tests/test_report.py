@@ -138,7 +138,7 @@ def test_version_1_records_are_read_into_the_table(tmp_path):
 
 
 def test_summary_and_table_without_a_reported_number():
-    rec = make_record(reported={"test_accuracy": None, "source": "seed 004"})
+    rec = make_record(reported={"test_accuracy": None, "source": "VGG16 assignment 6"})
     assert "report:" not in rec.summary() and "0.700" in rec.summary()
     cells = [c.strip() for c in report.markdown_table([rec]).splitlines()[2].split("|")]
     assert cells[5] == "–"

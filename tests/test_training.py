@@ -370,7 +370,7 @@ def test_one_hot_labels_and_validation_on_test(small_data, smoke_session):
 
 
 def test_evaluate_train_reported_and_notes(small_data, smoke_session):
-    rep = {"test_accuracy": 0.74, "epochs": 15, "source": "seed 002"}
+    rep = {"test_accuracy": 0.74, "epochs": 15, "source": "Neural Networks HW3"}
     rec = fit_and_record(
         "et", tiny_model, small_data, epochs=1, evaluate_train=True, reported=rep, notes="n"
     )
@@ -546,7 +546,7 @@ def test_numpy_input_path_of_other_backends(small_data, smoke_session, monkeypat
 @pytest.fixture
 def two_copies(tmp_path, shared_data, make_image):
     """The same small image folder (3 train and 2 test images per class) at two absolute paths:
-    real CIFAR-10 images where the shared folder exists, random 32x32 images elsewhere."""
+    real CIFAR-10 images where $SUITE_DATA_DIR holds them, random 32x32 images elsewhere."""
     first = tmp_path / "first" / "cifar10"
     for split, n in (("train", 3), ("test", 2)):
         for c, cls in enumerate(CIFAR10_CLASSES):

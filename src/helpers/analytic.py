@@ -1,4 +1,6 @@
-"""Hand-derived backpropagation of the report's small MLP (seed 000, Q1), in NumPy.
+"""Reference implementation that checks the hand-derived backpropagation of notebook 01, in NumPy.
+
+The small MLP of Intelligent Systems HW4, question 1 (docs/assignments.md).
 
 The network is 3 → 2 → 3 → 2 → 1 with column vectors (one sample at a time)::
 

@@ -106,3 +106,18 @@ def summary(y_true, proba: np.ndarray) -> dict[str, float]:
         "f1_macro": float(f),
         "auc_macro": macro_auc(y_true, proba),
     }
+
+
+def record_scores(rec, data, label: str) -> str:
+    """Per-class accuracy and classification report of a record, on the training set (where it
+    holds train predictions) and on the test set, as text."""
+    parts = []
+    sets = [("train", rec.train_per_class_accuracy, data.y_train, rec.y_train_pred)]
+    sets.append(("test", rec.per_class_accuracy, data.y_test, rec.y_test_pred))
+    for part, per_class, y_true, y_pred in sets:
+        if y_pred is None:
+            continue
+        parts.append(f"{label}, per-class {part} accuracy:\n{format_per_class(per_class)}\n")
+        report = classification_report(y_true, y_pred, data.class_names)
+        parts.append(f"[{part.capitalize()}]\n{report}")
+    return "\n".join(parts)

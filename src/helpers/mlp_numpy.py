@@ -222,6 +222,23 @@ class MLP:
 
     # ------------------------------------------------------------------ training
 
+    def _check_fit_args(self, epochs, batch_size, lr, validation_data):
+        """Raise a clear error for a bad fit argument; the checked validation pair (or None)."""
+        if isinstance(epochs, bool) or not isinstance(epochs, int | np.integer) or epochs < 1:
+            raise ValueError(f"epochs={epochs!r}: use a positive integer.")
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int | np.integer):
+            raise ValueError(f"batch_size={batch_size!r}: use a positive integer.")
+        if batch_size < 1:
+            raise ValueError(f"batch_size={batch_size}: use a positive integer.")
+        if not np.isfinite(lr) or lr <= 0:
+            raise ValueError(f"lr={lr!r}: the learning rate must be a positive number.")
+        if validation_data is None:
+            return None
+        if len(validation_data) != 2:
+            raise ValueError("validation_data must be a pair (x_val, y_val).")
+        xv = self._check_x(validation_data[0], "validation x")
+        return xv, self._check_y(validation_data[1], len(xv), "validation y")
+
     def fit(
         self,
         x: np.ndarray,
@@ -230,6 +247,8 @@ class MLP:
         batch_size: int = 32,
         lr: float = 0.1,
         validation_data: tuple[np.ndarray, np.ndarray] | None = None,
+        forward=None,
+        backward=None,
     ) -> dict[str, list[float]]:
         """Mini-batch stochastic gradient descent on the mean cross-entropy.
 
@@ -243,6 +262,10 @@ class MLP:
             batch_size: rows per gradient step (the last batch may be smaller).
             lr: learning rate.
             validation_data: optional ``(x_val, y_val)`` evaluated after every epoch.
+            forward, backward: the passes to train with, written elsewhere (notebook 02):
+                ``forward(weights, biases, x) -> activations`` and
+                ``backward(weights, activations, y) -> (grad_weights, grad_biases)``, with the
+                shapes of :meth:`forward` and :meth:`backward` (default: those methods).
 
         Returns:
             History with one value per epoch, like Keras's: ``loss`` and ``accuracy`` are the
@@ -251,21 +274,9 @@ class MLP:
         """
         x = self._check_x(x)
         y = self._check_y(y, len(x))
-        if isinstance(epochs, bool) or not isinstance(epochs, int | np.integer) or epochs < 1:
-            raise ValueError(f"epochs={epochs!r}: use a positive integer.")
-        if isinstance(batch_size, bool) or not isinstance(batch_size, int | np.integer):
-            raise ValueError(f"batch_size={batch_size!r}: use a positive integer.")
-        if batch_size < 1:
-            raise ValueError(f"batch_size={batch_size}: use a positive integer.")
-        if not np.isfinite(lr) or lr <= 0:
-            raise ValueError(f"lr={lr!r}: the learning rate must be a positive number.")
-        val = None
-        if validation_data is not None:
-            if len(validation_data) != 2:
-                raise ValueError("validation_data must be a pair (x_val, y_val).")
-            xv = self._check_x(validation_data[0], "validation x")
-            val = (xv, self._check_y(validation_data[1], len(xv), "validation y"))
-
+        val = self._check_fit_args(epochs, batch_size, lr, validation_data)
+        fwd = forward or (lambda w, b, xb: self.forward(xb))
+        bwd = backward or (lambda w, acts, yb: self.backward(acts, yb))
         rng = np.random.default_rng(self.seed)
         history: dict[str, list[float]] = {"loss": [], "accuracy": []}
         if val is not None:
@@ -278,23 +289,52 @@ class MLP:
             loss_sum, correct = 0.0, 0
             for i in range(0, n, batch_size):
                 idx = order[i : i + batch_size]
-                acts = self.forward(x[idx])
+                acts = fwd(self.weights, self.biases, x[idx])
                 loss_sum += cross_entropy(acts[-1], y[idx]) * len(idx)
                 correct += int((acts[-1].argmax(axis=1) == y[idx]).sum())
-                grad_w, grad_b = self.backward(acts, y[idx])
+                grad_w, grad_b = bwd(self.weights, acts, y[idx])
                 for layer in range(len(self.weights)):
                     self.weights[layer] -= lr * grad_w[layer]
                     self.biases[layer] -= lr * grad_b[layer]
             history["loss"].append(loss_sum / n)
             history["accuracy"].append(correct / n)
             if val is not None:
-                proba = self.predict_proba(val[0])
+                proba = fwd(self.weights, self.biases, val[0])[-1]
                 history["val_loss"].append(cross_entropy(proba, val[1]))
                 history["val_accuracy"].append(float((proba.argmax(axis=1) == val[1]).mean()))
             self.epoch_times_s.append(time.perf_counter() - start)
             if not np.isfinite(history["loss"][-1]):
                 break
         return history
+
+
+def numeric_gradients(net: MLP, x: np.ndarray, y: np.ndarray, eps: float = 1e-6):
+    """Central finite differences of the mean cross-entropy for every weight and bias of ``net``
+    (nudged by ``+-eps`` in turn), shaped like ``(net.weights, net.biases)``."""
+    out = []
+    for params in (net.weights, net.biases):
+        grads = []
+        for param in params:
+            numeric = np.zeros_like(param)
+            for idx in np.ndindex(param.shape):
+                old = param[idx]
+                param[idx] = old + eps
+                up = net.loss(x, y)
+                param[idx] = old - eps
+                down = net.loss(x, y)
+                param[idx] = old
+                numeric[idx] = (up - down) / (2 * eps)
+            grads.append(numeric)
+        out.append(grads)
+    return tuple(out)
+
+
+def _largest_relative_difference(got: list[np.ndarray], want: list[np.ndarray]) -> float:
+    """Largest ``|got - want|`` relative to each array's largest ``|want|``."""
+    return max(
+        float(np.abs(g - w).max() / max(np.abs(w).max(), 1e-8))
+        for g, w in zip(got, want, strict=True)
+    )
 
 
 def gradient_check(net: MLP, x: np.ndarray, y: np.ndarray, eps: float = 1e-6) -> float:
@@ -307,18 +347,37 @@ def gradient_check(net: MLP, x: np.ndarray, y: np.ndarray, eps: float = 1e-6) ->
     numerical gradient.
     """
     grad_w, grad_b = net.backward(net.forward(x), y)
-    worst = 0.0
-    pairs = [*zip(grad_w, net.weights, strict=True), *zip(grad_b, net.biases, strict=True)]
-    for analytic, param in pairs:
-        numeric = np.zeros_like(param)
-        for idx in np.ndindex(param.shape):
-            old = param[idx]
-            param[idx] = old + eps
-            up = net.loss(x, y)
-            param[idx] = old - eps
-            down = net.loss(x, y)
-            param[idx] = old
-            numeric[idx] = (up - down) / (2 * eps)
-        scale = max(np.abs(numeric).max(), 1e-8)
-        worst = max(worst, float(np.abs(analytic - numeric).max() / scale))
-    return worst
+    num_w, num_b = numeric_gradients(net, x, y, eps)
+    return _largest_relative_difference([*grad_w, *grad_b], [*num_w, *num_b])
+
+
+def check_passes(forward, backward, sizes=(6, 5, 4, 3), seed: int = 0) -> dict[str, float]:
+    """Check a forward and a backward pass written elsewhere (notebook 02) on a tiny sigmoid
+    network with random inputs, labels and biases.
+
+    Args:
+        forward: ``forward(weights, biases, x) -> [x, a1, ..., proba]``.
+        backward: ``backward(weights, activations, y) -> (grad_weights, grad_biases)``.
+
+    Returns:
+        The largest relative difference of the forward pass from :meth:`MLP.forward` and of the
+        backward pass from :meth:`MLP.backward` and from central finite differences.
+    """
+    rng = np.random.default_rng(seed)
+    net = MLP(list(sizes), hidden_activation="sigmoid", seed=seed)
+    for b in net.biases:
+        b += rng.normal(scale=0.1, size=b.shape)
+    x, y = rng.normal(size=(8, sizes[0])), rng.integers(0, sizes[-1], size=8)
+    acts = forward(net.weights, net.biases, x)
+    grad_w, grad_b = backward(net.weights, acts, y)
+    ref_w, ref_b = net.backward(net.forward(x), y)
+    num_w, num_b = numeric_gradients(net, x, y)
+    return {
+        "forward vs MLP.forward": _largest_relative_difference(acts, net.forward(x)),
+        "backward vs MLP.backward": _largest_relative_difference(
+            [*grad_w, *grad_b], [*ref_w, *ref_b]
+        ),
+        "backward vs finite differences": _largest_relative_difference(
+            [*grad_w, *grad_b], [*num_w, *num_b]
+        ),
+    }

@@ -152,7 +152,8 @@ def vgg_style(
     """A VGG-style CNN: blocks of ``convs_per_block`` ReLU convolutions and a 2x2 max pooling,
     then Flatten, ReLU dense layers and a softmax output. Returns an *uncompiled* ``keras.Model``.
 
-    With the defaults it is the base model of seed 002 (9 weight layers, 435,434 parameters)::
+    With the defaults it is the base model of Neural Networks HW3 (9 weight layers, 435,434
+    parameters)::
 
         Rescaling(1/255)
         [Conv32-Conv32-MaxPool] [Conv64-Conv64-MaxPool] [Conv128-Conv128-MaxPool-MaxPool]
@@ -170,12 +171,13 @@ def vgg_style(
             (0 = none).
         l1, l2: ``keras.regularizers.L1L2`` factors on the kernels of every convolution and
             hidden dense layer (0 and 0 = no regularizer).
-        extra_pool: a second 2x2 max pooling after the last block (as in seed 002's base model).
+        extra_pool: a second 2x2 max pooling after the last block (as in the Neural Networks HW3
+            base model).
         batch_norm: ``Conv -> BatchNormalization -> ReLU`` (convolutions without bias) instead
             of ``Conv(ReLU)``.
         num_classes: units of the softmax output.
         last_conv_padding: padding of the very last convolution only (``None``: ``padding``);
-            seed 002's 'valid' variant keeps its last convolution 'same' so the 32x32 input
+            the report's 'valid' variant keeps its last convolution 'same' so the 32x32 input
             does not shrink to nothing.
         bn_momentum: momentum of the batch normalization's moving mean and variance (Keras's
             default 0.99; PyTorch's default ``momentum=0.1`` corresponds to 0.9 here).

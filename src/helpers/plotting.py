@@ -13,6 +13,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 import seaborn as sns
 
+from . import readings
+from .readings import history_of
 from .session import current
 
 
@@ -36,13 +38,6 @@ def _finish(fig, title: str | None, save: str | None):
     return fig
 
 
-def _history_of(run) -> Mapping[str, Sequence[float]]:
-    """A history dict from a record, a Keras ``History`` or a plain dict."""
-    if hasattr(run, "history") and isinstance(run.history, Mapping):
-        return run.history
-    return run
-
-
 def plot_history(
     runs: Mapping[str, object],
     metrics: Sequence[str] = ("accuracy", "loss"),
@@ -62,7 +57,7 @@ def plot_history(
     fig, axes = plt.subplots(1, len(metrics), figsize=(5.5 * len(metrics), 3.8), squeeze=False)
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     for i, (label, run) in enumerate(runs.items()):
-        hist = _history_of(run)
+        hist = history_of(run)
         color = colors[i % len(colors)]
         for ax, metric in zip(axes[0], metrics, strict=True):
             for key, style, part in ((metric, "-", "train"), (f"val_{metric}", "--", "val")):
@@ -178,3 +173,44 @@ def plot_bars(
     if title:
         ax.set_title(title)
     return _finish(fig, None, save)
+
+
+def record_figures(rec, data, label: str, seed: int = 0, n: int = 16) -> None:
+    """The figures of one record, each followed by the sentence that reads it: train and
+    validation curves, ``n`` test images titled "pred (true)", train and test confusion matrices.
+
+    Args:
+        rec: a record with test (and, for the train matrix, train) predictions.
+        data: the dataset it was trained on (``x_test``, ``y_test``, ``class_names``).
+        label: the model's name in titles and sentences.
+        seed: which test images are shown.
+    """
+    curves = plot_history(
+        {label: rec}, title=f"{label}: training and validation curves", save=f"{rec.name}_history"
+    )
+    readings.show(curves, readings.history({label: rec}))
+    grid = plot_samples(
+        data.x_test,
+        data.y_test,
+        data.class_names,
+        y_pred=rec.y_test_pred,
+        n=n,
+        seed=seed,
+        title=f"{label}: pred (true)",
+        save=f"{rec.name}_predictions",
+    )
+    wrong = int(np.sum(np.asarray(rec.y_test_pred) != np.asarray(data.y_test)))
+    readings.show(
+        grid,
+        f"Titles in red are wrong predictions; over the whole test set {label} "
+        f"gets {wrong:,} of {len(data.y_test):,} images wrong.",
+    )
+    matrices = [("train", rec.train_confusion_matrix), ("test", rec.confusion_matrix)]
+    for part, cm in matrices:
+        if cm is None:
+            continue
+        fig = plot_confusion(
+            cm, data.class_names, title=f"{label}, {part} set", save=f"{rec.name}_confusion_{part}"
+        )
+        readings.show(fig, readings.confusion(cm, data.class_names, part))
+    plt.close("all")

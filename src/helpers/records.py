@@ -176,6 +176,69 @@ class Record:
         rec.path = str(path)
         return rec
 
+    # ------------------------------------------------------------------ accessors for notebooks
+
+    @property
+    def batch_size(self) -> int | None:
+        """The batch size the run was fitted with."""
+        return self.config.get("batch_size")
+
+    @property
+    def optimizer_name(self) -> str:
+        """The optimizer's class, e.g. ``"Adagrad"``."""
+        return self.config.get("compile", {}).get("optimizer", {}).get("class", "?")
+
+    @property
+    def loss_name(self) -> str:
+        """The loss the run was compiled with, e.g. ``"categorical_crossentropy"``."""
+        return str(self.config.get("compile", {}).get("loss", "?"))
+
+    @property
+    def dense_activations(self) -> list[str]:
+        """The activation of every Dense layer, input to output."""
+        arch = self.config.get("architecture", [])
+        return [row["config"].get("activation", "?") for row in arch if row["class"] == "Dense"]
+
+    @property
+    def weight_layers(self) -> int:
+        """Dense and Conv2D layers, the way the reports count a network's layers."""
+        return sum(
+            row["class"] in ("Dense", "Conv2D") for row in self.config.get("architecture", [])
+        )
+
+    def test_metric(self, name: str) -> float:
+        """A test metric: ``accuracy``, ``loss``, ``precision_macro``, ``f1_macro``, ``auc_macro``..."""
+        return self.test[name]
+
+    def reported_value(self, key: str):
+        """The report's number ``key`` (``test_accuracy``, ``val_accuracy``, ``epochs``...), or
+        None where the report gives none."""
+        return (self.reported or {}).get(key)
+
+    @property
+    def train_accuracy(self) -> float | None:
+        """Accuracy on the training set, evaluated after training (None where not asked for)."""
+        return self.train["metrics"].get("accuracy") if self.train else None
+
+    @property
+    def train_confusion_matrix(self) -> list[list[int]] | None:
+        return self.train["confusion_matrix"] if self.train else None
+
+    @property
+    def train_per_class_accuracy(self) -> list[dict] | None:
+        return self.train["per_class_accuracy"] if self.train else None
+
+    def last(self, metric: str = "val_accuracy") -> float:
+        """The last epoch's value of a history metric."""
+        return self.history[metric][-1]
+
+    def best(self, metric: str = "val_accuracy") -> tuple[float, int]:
+        """The best value of a history metric and its epoch (1-based): the highest for
+        accuracies, the lowest for losses."""
+        values = np.asarray(self.history[metric], dtype=float)
+        i = int(np.nanargmin(values) if "loss" in metric else np.nanargmax(values))
+        return float(values[i]), i + 1
+
 
 def jsonable(obj):
     """JSON fallback for NumPy scalars and arrays (and ``str()`` of anything else)."""

@@ -20,6 +20,7 @@ from keras import layers
 
 from helpers import records, training
 from helpers.data import CIFAR10_CLASSES, DataError, load_image_folder
+from helpers.files import TEMP_PREFIX
 from helpers.records import make_key
 from helpers.training import Record, fit_and_record
 
@@ -103,7 +104,7 @@ def base(_trained_once, suite_root, smoke_session):
 
 def test_record_fields(_trained_once, small_data):
     root, weights, rec = _trained_once  # the record as fit_and_record returned it
-    assert isinstance(rec, Record) and not rec.reused and rec.record_version == 2
+    assert isinstance(rec, Record) and not rec.reused and rec.record_version == 3
     assert (rec.name, rec.notebook, rec.profile) == ("base", "unit", "smoke")
     n_test = len(small_data.y_test)
     assert rec.epochs_run == 1
@@ -128,7 +129,8 @@ def test_record_fields(_trained_once, small_data):
     prov = rec.provenance
     assert rec.backend == prov["backend"] == keras.backend.backend() and prov["devices"]
     assert {"python", "keras", "numpy"} <= set(prov["versions"]) and prov["created"]
-    assert prov["data_source"] == small_data.source and prov["stand_in"] is False
+    assert prov["data_source"] == small_data.provenance()["data_source"] and not prov["stand_in"]
+    assert not [w for w in prov["data_source"].split() if w.startswith("/")]  # no absolute path
     assert len(prov["fingerprint"]) == 16
     # the key: what determines the result
     assert rec.data == small_data.key() == rec.config["data"]
@@ -142,12 +144,12 @@ def test_record_fields(_trained_once, small_data):
     assert rec.path == str(path.resolve()) and path.is_file()
     stored = json.loads(path.read_text())
     assert not {"reused", "path", "model", "trained_model", "model_loader"} & set(stored)
-    assert stored["record_version"] == 2 and "backend" not in stored and "data" not in stored
+    assert stored["record_version"] == 3 and "backend" not in stored and "data" not in stored
     assert Record.load(path) == rec
     assert (root / "checkpoints" / "smoke" / "unit" / "base.weights.h5").is_file()
     assert (root / "logs" / "smoke" / "unit" / "base.csv").is_file()
     assert (root / "logs" / "smoke" / "unit" / "tensorboard" / "base").is_dir()  # always written
-    assert not [f for f in _files(root) if f.endswith(".tmp")]
+    assert not [f for f in _files(root) if os.path.basename(f).startswith(TEMP_PREFIX)]
     # the BackupAndRestore folder of a finished run is removed
     assert not list((root / "checkpoints" / "smoke" / "unit").glob("backup-*"))
 
@@ -465,7 +467,7 @@ def test_failure_during_training_leaves_no_record(small_data, smoke_session, sui
     with pytest.raises(RuntimeError, match="boom"):
         fit_and_record("fail", tiny_model, small_data, epochs=1, callbacks=[_Boom()])
     assert not [f for f in _files(suite_root / "results") if f.endswith(".json")]
-    assert not [f for f in _files(suite_root) if f.endswith(".tmp")]
+    assert not [f for f in _files(suite_root) if os.path.basename(f).startswith(TEMP_PREFIX)]
     assert not training.record_path("fail").exists()
 
 
@@ -475,7 +477,7 @@ def test_failed_retrain_keeps_the_old_record(base, small_data, suite_root):
     with pytest.raises(RuntimeError, match="boom"):
         fit_and_record("base", tiny_model, small_data, epochs=2, callbacks=[_Boom()])
     assert Path(rec.path).read_bytes() == before
-    assert not [f for f in _files(suite_root) if f.endswith(".tmp")]
+    assert not [f for f in _files(suite_root) if os.path.basename(f).startswith(TEMP_PREFIX)]
 
 
 class _InterruptOnce(keras.callbacks.Callback):
@@ -570,7 +572,8 @@ def test_record_is_reused_from_another_copy_and_backend(
     assert first.source != second.source and first.key() == second.key()
     assert first.provenance()["fingerprint"] == second.provenance()["fingerprint"]
     rec = fit_and_record("port", tiny_model, first, epochs=1)
-    assert not rec.reused and str(two_copies[0]) in rec.provenance["data_source"]
+    assert not rec.reused and rec.provenance["data_source"] == "image folder cifar10"
+    assert str(tmp_path) not in Path(rec.path).read_text()  # no absolute path in the record
     assert str(tmp_path) not in json.dumps(rec.config)  # no absolute path in the key
 
     monkeypatch.setattr(training, "fit", _no_training)
@@ -614,7 +617,7 @@ def _to_version_1(path: Path, **data_changes) -> dict:
         "fingerprint": prov["fingerprint"],
         **data_changes,
     }
-    del cfg["callbacks"], cfg["evaluate_train"]
+    del cfg["callbacks"], cfg["evaluate_train"], cfg["implementation"]
     cfg["data"] = v1_data
     d.update(
         data=v1_data,
@@ -636,13 +639,13 @@ def test_version_1_record_is_upgraded_without_training(base, small_data, no_trai
     assert again.reused and again.config_hash == rec.config_hash
     assert again.test == rec.test and _weights_equal(again.model, trained)
     stored = json.loads(path.read_text())  # rewritten as version 2 under the new key
-    assert stored["record_version"] == 2 and stored["config_hash"] == rec.config_hash
+    assert stored["record_version"] == 3 and stored["config_hash"] == rec.config_hash
     assert stored["config"] == rec.config and stored["test"] == rec.test
     assert "data" not in stored and "backend" not in stored
     assert stored["provenance"]["upgraded_from_key"] == old["config_hash"]
     assert stored["provenance"]["fingerprint"] == rec.provenance["fingerprint"]
     assert stored["provenance"]["backend"] == rec.backend
-    assert not [p for p in os.listdir(path.parent) if p.endswith(".tmp")]
+    assert not [p for p in os.listdir(path.parent) if p.startswith(TEMP_PREFIX)]
     # from now on it is an ordinary version-2 record
     assert fit_and_record("base", tiny_model, small_data, epochs=1, batch_size=32).reused
 
@@ -672,7 +675,7 @@ def test_version_1_record_of_other_data_trains(base, small_data):
     again = fit_and_record("base", tiny_model, small_data, epochs=1, batch_size=32)
     assert not again.reused and again.config_hash == rec.config_hash
     stored = json.loads(path.read_text())
-    assert stored["record_version"] == 2 and "upgraded_from_key" not in stored["provenance"]
+    assert stored["record_version"] == 3 and "upgraded_from_key" not in stored["provenance"]
     assert stored["provenance"]["created"] >= old["created"]
 
 

@@ -51,6 +51,9 @@ def plot_history(
 ):
     """Train (solid) and validation (dashed) curves of one or several runs, one panel a metric.
 
+    Values that are NaN, infinite or ``None`` (a diverged run) leave gaps in the curves, and the
+    legend says ``(diverged)`` for a record that diverged.
+
     Args:
         runs: ``{label: record | keras History | {"accuracy": [...], "val_accuracy": [...]}}``;
             a single run can be passed as ``{"model": record}``.
@@ -64,15 +67,18 @@ def plot_history(
     for i, (label, run) in enumerate(runs.items()):
         hist = _history_of(run)
         color = colors[i % len(colors)]
+        label = f"{label} (diverged)" if getattr(run, "diverged", False) is True else label
         for ax, metric in zip(axes[0], metrics, strict=True):
             for key, style, part in ((metric, "-", "train"), (f"val_{metric}", "--", "val")):
                 if key not in hist:
                     continue
-                epochs = np.arange(1, len(hist[key]) + 1)
+                values = np.asarray(hist[key], dtype=float)  # None becomes NaN: a gap
+                values[~np.isfinite(values)] = np.nan
+                epochs = np.arange(1, len(values) + 1)
                 marker = "o" if len(epochs) < 3 else None  # a one-epoch run is a point, not a line
                 ax.plot(
                     epochs,
-                    hist[key],
+                    values,
                     color=color,
                     linestyle=style,
                     marker=marker,

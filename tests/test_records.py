@@ -175,7 +175,7 @@ def test_atomic_write_cleans_up_on_error(tmp_path, monkeypatch):
 def test_unreadable_record_says_delete_it(tmp_path):
     bad = tmp_path / "bad.json"
     bad.write_text("{not json")
-    with pytest.raises(RecordError, match="bad.json.*delete the file"):
+    with pytest.raises(RecordError, match="bad.json.*delete it to train"):
         Record.load(bad)
     d = json.loads(make(CONFIG).to_json())
     bad.write_text(json.dumps({**d, "surprise": 1}))

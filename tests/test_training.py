@@ -403,6 +403,22 @@ def test_diverged_run_is_recorded_with_a_note(small_data, smoke_session):
     assert np.array(rec.confusion_matrix).sum() == len(small_data.y_test)
     assert Record.load(rec.path).notes == rec.notes
 
+    # strict JSON on disk (null, never NaN), flagged; the table and the curves show it
+    def refuse(token):
+        raise ValueError(f"{token} in a record")
+
+    stored = json.loads(Path(rec.path).read_text(), parse_constant=refuse)
+    assert stored["diverged"] is True and stored["test"]["loss"] is None
+    assert stored["history"]["loss"][-1] is None
+    back = Record.load(rec.path)
+    assert rec.diverged and back.diverged and np.isnan(back.history["loss"][-1])
+    assert "DIVERGED" in back.summary()
+    from helpers import plotting, report  # noqa: PLC0415
+
+    assert " (diverged) |" in report.markdown_table([back])
+    fig = plotting.plot_history({"nan": back})
+    assert "nan (diverged) train" in [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+
 
 def test_uncompiled_model_raises(small_data, smoke_session):
     def uncompiled():
@@ -696,3 +712,146 @@ def test_bad_steps_per_execution_names_the_variable(bad, monkeypatch):
     monkeypatch.setenv("SUITE_STEPS_PER_EXECUTION", bad)
     with pytest.raises(ValueError, match=f"SUITE_STEPS_PER_EXECUTION='{bad}'"):
         training.steps_per_execution()
+
+
+# --------------------------------------------------------------------------- faults
+
+
+def test_non_finite_inputs_are_refused_before_training(small_data, smoke_session, suite_root):
+    from dataclasses import replace  # noqa: PLC0415
+
+    x_test = small_data.x_test.astype(np.float32)
+    x_test[4, 0, 0, 0] = np.nan
+    x_test[6, 1, 2, 0] = np.inf
+    bad = replace(small_data, x_test=x_test, x_train=small_data.x_train.astype(np.float32))
+    with pytest.raises(DataError) as err:
+        fit_and_record("nf", tiny_model, bad, epochs=1)
+    text = str(err.value)
+    assert "nf test data" in text and "2 NaN/inf input value(s)" in text
+    assert "first in sample 4" in text
+    val = (x_test[:10], small_data.y_test[:10])
+    with pytest.raises(DataError, match="nf validation data.*first in sample 4"):
+        fit_and_record("nf", tiny_model, replace(bad, x_test=bad.x_train[:100]), epochs=1,
+                       validation=val)  # fmt: skip
+    assert not [f for f in _files(suite_root) if f.endswith((".json", ".h5"))]
+
+
+def test_damaged_backup_restarts_from_epoch_one_saying_so(
+    small_data, smoke_session, suite_root, capsys
+):
+    interrupt = _InterruptOnce(0)
+    with pytest.raises(RuntimeError, match="interrupted after epoch 0"):
+        fit_and_record("dmg", tiny_model, small_data, epochs=2, callbacks=[interrupt])
+    (backup,) = (suite_root / "checkpoints" / "smoke" / "unit").glob("backup-dmg-*[!v]")
+    weights = backup / "latest.weights.h5"
+    assert training.backup_problem(backup) is None
+    weights.write_bytes(weights.read_bytes()[:300])  # truncated
+    assert "latest.weights.h5" in training.backup_problem(backup) or training.backup_problem(backup)
+    rec = fit_and_record("dmg", tiny_model, small_data, epochs=2, callbacks=[interrupt])
+    out = capsys.readouterr().out
+    assert f"resume backup {backup} cannot be restored" in out
+    assert "training starts again from epoch 1" in out
+    assert rec.epochs_run == 2 and len(rec.epoch_times_s) == 2  # all epochs trained here
+    assert "Resumed" not in rec.notes and not backup.exists()
+
+
+def test_backup_is_written_whole(small_data, smoke_session, suite_root, monkeypatch):
+    """A save of the backup that fails half-way leaves the previous backup as it was."""
+    interrupt = _InterruptOnce(0)
+    with pytest.raises(RuntimeError, match="interrupted after epoch 0"):
+        fit_and_record("whole", tiny_model, small_data, epochs=3, callbacks=[interrupt])
+    (backup,) = (suite_root / "checkpoints" / "smoke" / "unit").glob("backup-whole-*[!v]")
+    before = {p.name: p.read_bytes() for p in backup.iterdir()}
+
+    def half_then_fail(self, filepath, overwrite=True):
+        Path(filepath).write_bytes(b"half a file")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(keras.Model, "save_weights", half_then_fail)
+    with pytest.raises(OSError, match="disk full"):
+        fit_and_record("whole", tiny_model, small_data, epochs=3, callbacks=[interrupt])
+    assert {p.name: p.read_bytes() for p in backup.iterdir()} == before
+    assert training.backup_problem(backup) is None
+    assert not [f for f in _files(suite_root) if os.path.basename(f).startswith(TEMP_PREFIX)]
+
+
+def test_damaged_saved_weights_name_the_file(base, small_data, no_training):
+    weights = Path(training.current().checkpoints_dir) / "base.weights.h5"
+    weights.write_bytes(weights.read_bytes()[:200])
+    rec = fit_and_record("base", tiny_model, small_data, epochs=1, batch_size=32)
+    assert rec.reused
+    with pytest.raises(records.RecordError) as err:
+        rec.model  # noqa: B018
+    assert str(weights) in str(err.value) and "Delete that file" in str(err.value)
+
+
+def test_saved_weights_are_written_whole(base, small_data, suite_root, monkeypatch):
+    weights = Path(training.current().checkpoints_dir) / "base.weights.h5"
+    before, record_before = weights.read_bytes(), Path(base[0].path).read_bytes()
+
+    def half_then_fail(self, filepath, overwrite=True):
+        Path(filepath).write_bytes(b"half a file")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(keras.Model, "save_weights", half_then_fail)
+    with pytest.raises(OSError, match="disk full"):
+        fit_and_record("base", tiny_model, small_data, epochs=1, batch_size=32, force=True)
+    assert weights.read_bytes() == before and Path(base[0].path).read_bytes() == record_before
+    assert not [f for f in _files(suite_root) if os.path.basename(f).startswith(TEMP_PREFIX)]
+
+
+def test_training_code_version_is_in_the_key(base, small_data, monkeypatch):
+    rec, _ = base
+    assert rec.config["implementation"] == training.IMPLEMENTATION
+    monkeypatch.setattr(training, "IMPLEMENTATION", "helpers.training v2")
+    again = fit_and_record("base", tiny_model, small_data, epochs=1, batch_size=32)
+    assert not again.reused and again.config_hash != rec.config_hash
+    assert again.config["implementation"] == "helpers.training v2"
+
+
+_KERAS_WORKER = """
+import os, sys, time
+import keras
+import helpers
+from helpers import data, training
+sys.path.insert(0, sys.argv[1])
+from test_training import tiny_model
+helpers.setup("unit", profile="smoke", seed=0, verbose=False)
+x, y = data._digits_as_images(32, rgb=True)
+ds = data.Dataset(x[:300], y[:300], x[300:400], y[300:400], [str(i) for i in range(10)], "digits")
+
+class Slow(keras.callbacks.Callback):  # long enough for the other process to arrive
+    def on_epoch_end(self, epoch, logs=None):
+        time.sleep(1.5)
+
+rec = training.fit_and_record("shared", tiny_model, ds, epochs=3, batch_size=16, callbacks=[Slow()])
+assert rec.model.count_params() == 162
+print("REUSED" if rec.reused else "TRAINED")
+"""
+
+
+def test_two_kernels_on_one_keras_run(suite_root, tmp_path):
+    """Two real processes fit the same run: one trains, the other waits for its lock and
+    reuses its record and weights; no HDF5 lock error, no damaged file."""
+    import subprocess  # noqa: PLC0415
+    import sys  # noqa: PLC0415
+    import time  # noqa: PLC0415
+
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONSTARTUP"}
+    env["SUITE_ROOT"] = str(suite_root)
+    args = [sys.executable, "-c", _KERAS_WORKER, str(Path(__file__).parent)]
+    procs = []
+    for _ in range(2):
+        procs.append(
+            subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        )
+        time.sleep(1.0)
+    outs = [p.communicate(timeout=600) for p in procs]
+    texts = [o.decode() + e.decode()[-2000:] for o, e in outs]
+    assert [p.returncode for p in procs] == [0, 0], texts
+    lasts = sorted(o.decode().strip().splitlines()[-1] for o, _ in outs)
+    assert lasts == ["REUSED", "TRAINED"], texts
+    assert any("another process is training this run" in t for t in texts), texts
+    rec = Record.load(suite_root / "results" / "smoke" / "unit" / "shared.json")
+    assert rec.epochs_run == 3
+    assert not [f for f in _files(suite_root) if os.path.basename(f).startswith(TEMP_PREFIX)]

@@ -62,7 +62,7 @@ class RunBusy(RuntimeError):
     """Another process is making the same record and did not finish in the time allowed."""
 
 
-class _FieldError(Exception):
+class _FieldError(RecordError):
     """A record field of the wrong type or missing; ``Record.load`` adds the file's name."""
 
 
@@ -232,10 +232,15 @@ class Record:
                 f"Experiment record {path} has {err}. Update the helpers (use the suite that "
                 "wrote it) to read it; this code leaves the file as it is."
             ) from err
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError, _FieldError) as err:
+        except _FieldError as err:
             raise RecordError(
                 f"Cannot read experiment record {path}: {err}. Fix that field, or delete the "
                 "file to train the run again."
+            ) from err
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+            raise RecordError(
+                f"Cannot read experiment record {path}: {err}. Restore the file (e.g. from git) "
+                "or delete it to train the run again."
             ) from err
         rec.path = str(path)
         return rec
@@ -591,7 +596,7 @@ _UPGRADED: dict[str, str] = {}  # old key -> new key of the records upgraded in 
 def _translate(config: dict) -> dict:
     """``config`` with the keys of records upgraded in this process replaced by their new keys
     (settings of runs that start from another run name its key)."""
-    text = json.dumps(config, sort_keys=True)
+    text = json.dumps(config)
     for before, after in _UPGRADED.items():
         text = text.replace(before, after)
     return json.loads(text)
@@ -620,13 +625,17 @@ def _upgrade_v2(d: dict) -> dict:
     ``provenance["upgraded_from_key"]``. Absolute paths leave the provenance
     (:func:`helpers.session.portable_paths`). ``record_version`` stays 2 until it is written.
     """
-    config = _translate({"implementation": LEGACY_IMPLEMENTATION, **d["config"]})
+    config = _translate({**d["config"], "implementation": LEGACY_IMPLEMENTATION})
     key = make_key(config)
     _UPGRADED[d["config_hash"]] = key
-    provenance = dict(d.get("provenance", {}))
-    provenance["data_source"] = portable_paths(str(provenance.get("data_source", "?")))
-    provenance["upgraded_from_key"] = d["config_hash"]
+    provenance = _upgraded_provenance(d.get("provenance", {}), d["config_hash"])
     return {**d, "config": config, "config_hash": key, "provenance": provenance}
+
+
+def _upgraded_provenance(provenance: dict, old_key: str) -> dict:
+    """``provenance`` of an upgraded record: no absolute path, and the key it had before."""
+    data_source = portable_paths(str(provenance.get("data_source", "?")))
+    return {**provenance, "data_source": data_source, "upgraded_from_key": old_key}
 
 
 def upgrade(rec: Record, config: dict, provenance: dict) -> Record | None:
@@ -651,11 +660,10 @@ def upgrade(rec: Record, config: dict, provenance: dict) -> Record | None:
     drop = ("data", "callbacks", "evaluate_train")
     old = {k: v for k, v in old.items() if k not in drop}
     if "implementation" in config:
-        old = {"implementation": LEGACY_IMPLEMENTATION, **old}
+        old = {**old, "implementation": LEGACY_IMPLEMENTATION}
     if _translate(old) != {k: v for k, v in config.items() if k not in drop}:
         return None
-    prov = {**rec.provenance, "upgraded_from_key": rec.config_hash}
-    prov["data_source"] = portable_paths(str(prov.get("data_source", "?")))
+    prov = _upgraded_provenance(rec.provenance, rec.config_hash)
     new = replace(rec, config=config, config_hash=make_key(config), provenance=prov)
     _UPGRADED[rec.config_hash] = new.config_hash
     return _rewrite(new)
@@ -670,12 +678,13 @@ def upgrade_files(root: Path | None = None) -> list[Path]:
     """
     paths = sorted(((root or current().root) / "results").glob("*/*/*.json"))
     old = [p for p in paths if Record.load(p).record_version == 2]
-    for _ in range(len(old) + 1):
+    recs: list[Record] = []
+    for _ in range(len(old) + 1):  # a chain of n runs settles within n passes
         before = dict(_UPGRADED)
         recs = [Record.load(p) for p in old]
         if _UPGRADED == before:
             break
-    for rec in recs if old else []:
+    for rec in recs:
         _rewrite(rec)
     return old
 

@@ -685,7 +685,11 @@ def record_predictions(
                 f"({len(data.y_test)}, {k}), one row per test sample and one column per class."
             )
         if not np.all(np.isfinite(proba)):
-            raise ValueError(f"{name}: test probabilities contain NaN/inf; training diverged?")
+            raise ValueError(
+                f"{name}: {int(np.sum(~np.isfinite(proba)))} test probabilities are NaN/inf, so "
+                "training diverged; nothing is recorded. Lower the learning rate or check the "
+                "inputs, then run it again."
+            )
         y = np.asarray(data.y_test)
         test = M.summary(y, proba)
         test["loss"] = float(-np.mean(np.log(np.clip(proba[np.arange(len(y)), y], 1e-12, 1.0))))

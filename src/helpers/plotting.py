@@ -13,6 +13,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import seaborn as sns
 
+from .files import atomic_path
 from .session import current
 
 
@@ -22,7 +23,8 @@ def save_figure(fig, name: str, notebook: str | None = None) -> Path:
     folder = sess.figures_dir if notebook is None else sess.root / "figures" / notebook
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{name}.png"
-    fig.savefig(path, dpi=100, bbox_inches="tight")
+    with atomic_path(path) as tmp:  # a figure is replaced whole or not at all
+        fig.savefig(tmp, dpi=100, bbox_inches="tight", format="png")
     return path
 
 

@@ -15,6 +15,7 @@ import argparse
 import re
 from pathlib import Path
 
+from .files import atomic_write
 from .records import Record, load_records
 from .session import project_root
 
@@ -95,7 +96,7 @@ def update_readme(readme: Path, table: str) -> None:
         text,
         flags=re.S,
     )
-    readme.write_text(new)
+    atomic_write(readme, new)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -438,11 +438,17 @@ def _broken(d: dict, field: str, value) -> dict:
         ("train", "none"),
         ("train.metrics", ...),
         ("provenance", []),
+        ("provenance.devices", "cpu:0"),
+        ("reported.test_accuracy", "0.9"),
         ("record_version", "3"),
     ],
 )
 def test_malformed_record_names_file_and_field(sess, field, value):
-    base = json.loads(make(CONFIG, y_train=np.array([0]), y_train_pred=np.array([0])).to_json())
+    base = json.loads(
+        make(
+            CONFIG, y_train=np.array([0]), y_train_pred=np.array([0]), reported={"epochs": 2}
+        ).to_json()
+    )
     path = sess.results_dir / "toy.json"
     records.atomic_write(path, json.dumps(_broken(base, field, value)))
     with pytest.raises(RecordError) as err:

@@ -336,18 +336,12 @@ def _check_fields(d: dict) -> None:
             continue
         types = types if isinstance(types, tuple) else (types,)
         _expect(value is not _MISSING and _is(value, types), name, value, _names(types))
-    metric = (int, float, type(None))
-    _expect(
-        _is(d["test"].get("accuracy", _MISSING), _NUM),
-        "test.accuracy",
-        d["test"].get("accuracy", _MISSING),
-        "a number",
-    )
-    for key, value in d["test"].items():
-        _expect(_is(value, metric), f"test.{key}", value, "a number or null")
+    accuracy = d["test"].get("accuracy", _MISSING)
+    _expect(_is(accuracy, _NUM), "test.accuracy", accuracy, "a number")
+    _check_metrics(d["test"], "test")
     for key, values in d["history"].items():
         _expect(isinstance(values, list), f"history.{key}", values, "a list of numbers")
-        _check_items(values, f"history.{key}", metric, "a number or null")
+        _check_items(values, f"history.{key}", _METRIC, "a number or null")
     for i, row in enumerate(d["confusion_matrix"]):
         _expect(isinstance(row, list), f"confusion_matrix[{i}]", row, "a list of counts")
         _check_items(row, f"confusion_matrix[{i}]", (int,), "a count")
@@ -360,8 +354,22 @@ def _check_fields(d: dict) -> None:
     if d.get("train") is not None:
         metrics = d["train"].get("metrics", _MISSING)
         _expect(isinstance(metrics, dict), "train.metrics", metrics, "an object")
-        for key, value in metrics.items():
-            _expect(_is(value, metric), f"train.metrics.{key}", value, "a number or null")
+        _check_metrics(metrics, "train.metrics")
+    if d.get("reported") is not None:
+        _check_metrics({k: d["reported"].get(k) for k in ("test_accuracy", "val_accuracy")},
+                       "reported")  # fmt: skip
+    prov = d.get("provenance", {})
+    _expect(isinstance(prov.get("devices", []), list), "provenance.devices",
+            prov.get("devices"), "a list of device names")  # fmt: skip
+
+
+_METRIC = (int, float, type(None))
+
+
+def _check_metrics(metrics: dict, where: str) -> None:
+    """Every value of ``metrics`` is a number or null (a diverged value)."""
+    for key, value in metrics.items():
+        _expect(_is(value, _METRIC), f"{where}.{key}", value, "a number or null")
 
 
 def _names(types: tuple) -> str:

@@ -265,6 +265,53 @@ def test_failed_load_writes_no_cache(tmp_path, make_image):
     assert _cache_files(tmp_path / "cache") == []
 
 
+@pytest.mark.parametrize(
+    "damage",
+    [b"", b"not a zip file", "truncated", "other arrays"],
+    ids=["empty", "garbage", "truncated", "wrong-content"],
+)
+def test_damaged_cache_is_rebuilt_saying_so(tmp_path, make_image, capsys, damage):
+    root = tmp_path / "ds"
+    for i in range(4):
+        make_image(root / "a" / f"{i}.png", value=i)
+        make_image(root / "b" / f"{i}.png", value=10 + i)
+    first = data.load_image_folder(root)
+    cache = tmp_path / "cache"
+    (name,) = _cache_files(cache)
+    path = cache / name
+    if damage == "truncated":
+        path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    elif damage == "other arrays":
+        np.savez(path, x=first.x_train[:3], y=first.y_train[:3], classes=np.array(["a", "b"]))
+    else:
+        path.write_bytes(damage)
+    capsys.readouterr()
+    again = data.load_image_folder(root)
+    out = capsys.readouterr().out
+    assert f"decoded-image cache {path} is damaged" in out and "decoding the images again" in out
+    assert np.array_equal(again.x_train, first.x_train) and again.class_names == ["a", "b"]
+    assert _cache_files(cache) == [name]  # rewritten whole, no temp files
+    capsys.readouterr()
+    data.load_image_folder(root)
+    assert "damaged" not in capsys.readouterr().out  # the rebuilt cache reads
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_non_finite_inputs_name_split_count_and_first_sample(bad):
+    x, y = _toy()
+    x = x.astype(np.float32)
+    x[7, 1] = bad
+    x[9, 0] = x[9, 2] = bad
+    with pytest.raises(DataError) as err:
+        data.check_arrays(x, y, 3, name="fit training data")
+    text = str(err.value)
+    assert "fit training data" in text and "3 NaN/inf input value(s) in 2 sample(s)" in text
+    assert "the first in sample 7" in text and "nan_to_num" in text
+    assert data.nonfinite(x, block=4) == (3, 2, 7)  # found across blocks too
+    assert data.nonfinite(x.astype(np.float64)[:7]) == (0, 0, None)
+    assert data.nonfinite(np.zeros((2, 3), np.uint8)) == (0, 0, None)
+
+
 # --------------------------------------------------------------------------- named datasets
 
 
@@ -440,9 +487,12 @@ def test_key_is_the_same_for_the_same_data_at_two_paths(cifar_small_dir, tmp_pat
     assert a.key() == b.key()
     assert a.key()["dataset"] == "cifar10"
     pa, pb = a.provenance(), b.provenance()
-    assert pa["data_source"] != pb["data_source"]
-    assert str(tmp_path / "first" / "place") in pa["data_source"]
-    assert str(tmp_path / "second") in pb["data_source"]
+    assert str(tmp_path / "first" / "place") in a.source  # shown where it was read here
+    assert str(tmp_path / "second") in b.source
+    # stored without absolute paths: b is in the data folder ($SUITE_DATA_DIR now points at
+    # its copy), a is not any more
+    assert pb["data_source"] == "image folder $SUITE_DATA_DIR/cifar10"
+    assert pa["data_source"] == "image folder cifar10"
     assert pa["fingerprint"] == pb["fingerprint"]
     assert pa["stand_in"] is pb["stand_in"] is False
     # and so are the keys of the same subset taken from each copy
@@ -459,7 +509,8 @@ def test_key_holds_no_path(cifar_small_dir, tmp_path, monkeypatch):
         text = json.dumps(ds.key())  # plain JSON: no NumPy scalars either
         assert str(tmp_path) not in text and str(cifar_small_dir) not in text
         assert not re.search(r'(^|["\s])/', text), text  # nothing that starts like a path
-        assert str(tmp_path) in ds.provenance()["data_source"]  # the path is provenance
+        assert str(tmp_path) in ds.source  # the path is shown, and stored only as a name
+        assert ds.provenance()["data_source"] == "image folder cifar10"
 
 
 def _named_toy() -> Dataset:
@@ -638,6 +689,17 @@ def test_fingerprint_arrays_changes_with_content():
     x2[0, 0] += 1
     assert a != data.fingerprint_arrays(x2, y)
     assert a != data.fingerprint_arrays(x.astype(np.float64), y)
+
+
+def test_provenance_holds_no_absolute_path(tmp_path, monkeypatch):
+    """A folder in the data folder is stored relative to it; any other by its name only."""
+    monkeypatch.setenv("SUITE_DATA_DIR", str(tmp_path / "data"))
+    x, y = _toy()
+    inside = Dataset(x, y, x, y, ["a", "b", "c"], source=f"image folder {tmp_path}/data/cifar10")
+    outside = replace(inside, source=f"stand-in for X: image folder {tmp_path}/elsewhere/toy")
+    assert inside.provenance()["data_source"] == "image folder $SUITE_DATA_DIR/cifar10"
+    assert outside.provenance()["data_source"] == "stand-in for X: image folder toy"
+    assert inside.source.endswith("/data/cifar10")  # shown here as it is
 
 
 def test_describe_mentions_shapes_and_classes():

@@ -8,12 +8,13 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from helpers import records, session
+from helpers import files, records, session
 from helpers.data import Dataset
 from helpers.profiles import get_profile
 from helpers.records import Record, RecordError, cached, make_key, new_record
@@ -27,6 +28,7 @@ PROVENANCE = {
     "backend": "numpy",
     "devices": ["cpu:0"],
 }
+STORED_SOURCE = "image folder toy"  # records store no absolute path: only the folder's name
 
 
 @pytest.fixture(autouse=True)
@@ -38,16 +40,19 @@ def sess(suite_root, monkeypatch):
     return s
 
 
-def make(config: dict, pred=(0, 1, 2, 1), provenance=PROVENANCE, **fields) -> Record:
-    """A record of ``config`` from fixed test predictions."""
+def make(
+    config: dict, pred=(0, 1, 2, 1), provenance=PROVENANCE, test=None, history=None, **fields
+) -> Record:
+    """A record of ``config`` from fixed test predictions (``test`` and ``history`` metrics
+    given, or made up)."""
     return new_record(
         "toy",
         config,
         y_test=np.array(Y_TEST),
         y_test_pred=np.array(pred),
         class_names=CLASSES,
-        test={"accuracy": float(np.mean(np.array(pred) == Y_TEST)), "loss": 0.5},
-        history={"loss": [1.0, 0.5]},
+        test=test or {"accuracy": float(np.mean(np.array(pred) == Y_TEST)), "loss": 0.5},
+        history=history or {"loss": [1.0, 0.5]},
         provenance=provenance,
         **{
             "wall_time_s": 1.0,
@@ -72,7 +77,7 @@ class Runs:
 
 
 def _tmp_files(folder: Path) -> list[str]:
-    return [n for _, _, names in os.walk(folder) for n in names if n.endswith(".tmp")]
+    return [n for _, _, names in os.walk(folder) for n in names if n.startswith(files.TEMP_PREFIX)]
 
 
 CONFIG = {"model": {"units": 4}, "seed": 0, "data": {"dataset": "toy", "train": 6, "test": 4}}
@@ -80,12 +85,13 @@ CONFIG = {"model": {"units": 4}, "seed": 0, "data": {"dataset": "toy", "train": 
 
 def test_new_record_fields():
     rec = make(CONFIG, y_train=np.array([0, 1, 2]), y_train_pred=np.array([0, 1, 1]))
-    assert (rec.name, rec.notebook, rec.profile, rec.record_version) == ("toy", "unit", "smoke", 2)
+    assert (rec.name, rec.notebook, rec.profile) == ("toy", "unit", "smoke")
+    assert rec.record_version == records.RECORD_VERSION == 3 and rec.diverged is False
     assert rec.config_hash == make_key(CONFIG) and rec.data == CONFIG["data"]
     assert rec.confusion_matrix == [[1, 0, 0], [0, 1, 0], [0, 1, 1]]
     assert rec.epochs_run == 2 and rec.y_test_pred == [0, 1, 2, 1]
     assert rec.y_train_pred == [0, 1, 1] and np.array(rec.train["confusion_matrix"]).sum() == 3
-    assert rec.backend == "numpy" and rec.provenance["data_source"] == PROVENANCE["data_source"]
+    assert rec.backend == "numpy" and rec.provenance["data_source"] == STORED_SOURCE
     assert {"python", "numpy"} <= set(rec.provenance["versions"]) and rec.provenance["created"]
     assert rec.model is None  # not a Keras model
     stored = json.loads(rec.to_json())
@@ -160,7 +166,7 @@ def test_atomic_write_cleans_up_on_error(tmp_path, monkeypatch):
     def broken_replace(src, dst):
         raise OSError("disk full")
 
-    monkeypatch.setattr(records.os, "replace", broken_replace)
+    monkeypatch.setattr(files.os, "replace", broken_replace)
     with pytest.raises(OSError, match="disk full"):
         records.atomic_write(target, '{"new": 1}')
     assert target.read_text() == "{}" and os.listdir(target.parent) == ["x.json"]
@@ -169,7 +175,7 @@ def test_atomic_write_cleans_up_on_error(tmp_path, monkeypatch):
 def test_unreadable_record_says_delete_it(tmp_path):
     bad = tmp_path / "bad.json"
     bad.write_text("{not json")
-    with pytest.raises(RecordError, match="bad.json.*Delete it"):
+    with pytest.raises(RecordError, match="bad.json.*delete it to train"):
         Record.load(bad)
     d = json.loads(make(CONFIG).to_json())
     bad.write_text(json.dumps({**d, "surprise": 1}))
@@ -218,7 +224,7 @@ def test_record_made_elsewhere_is_reused_here(sess):
     run = Runs(CONFIG)
     again = cached("toy", CONFIG, run, provenance=PROVENANCE)
     assert again.reused and run.calls == 0 and again.backend == "jax"
-    assert "made with image folder /mnt/other/toy on jax/cuda:0" in again.summary()
+    assert "made with image folder toy on jax/cuda:0" in again.summary()
 
 
 # --------------------------------------------------------------------------- version 1
@@ -254,7 +260,7 @@ def test_version_1_record_reads_with_its_provenance(sess):
     d = _as_version_1(make(CONFIG), {"model": {"units": 4}, "seed": 0})
     rec = Record.load(_write(sess, "toy", d))
     assert rec.record_version == 1 and rec.backend == "numpy"
-    assert rec.provenance["data_source"] == PROVENANCE["data_source"]
+    assert rec.provenance["data_source"] == STORED_SOURCE
     assert rec.provenance["fingerprint"] == PROVENANCE["fingerprint"]
     assert rec.provenance["created"] == d["created"] and rec.test == d["test"]
 
@@ -266,7 +272,7 @@ def test_version_1_record_is_upgraded_not_run(sess):
     rec = cached("toy", CONFIG, run, provenance={**PROVENANCE, "backend": "tensorflow"})
     assert rec.reused and run.calls == 0 and rec.config_hash == make_key(CONFIG)
     stored = json.loads(path.read_text())
-    assert stored["record_version"] == 2 and stored["config"] == CONFIG
+    assert stored["record_version"] == 3 and stored["config"] == CONFIG
     assert stored["config_hash"] == make_key(CONFIG) and stored["test"] == old["test"]
     assert stored["provenance"]["upgraded_from_key"] == old["config_hash"]
     assert stored["provenance"]["backend"] == "numpy"  # where it was made, not where it is read
@@ -294,7 +300,7 @@ def test_version_1_record_of_another_run_is_run_again(sess, v1_change, config_ch
     rec = cached("toy", config, run, provenance=PROVENANCE)
     assert not rec.reused and run.calls == 1
     stored = json.loads(path.read_text())
-    assert stored["record_version"] == 2 and "upgraded_from_key" not in stored["provenance"]
+    assert stored["record_version"] == 3 and "upgraded_from_key" not in stored["provenance"]
 
 
 def test_upgrade_translates_keys_of_runs_that_start_from_upgraded_ones(sess):
@@ -324,7 +330,7 @@ def test_load_records(sess, suite_root):
     other = suite_root / "results" / "full" / "nb" / "old.json"
     other.parent.mkdir(parents=True)
     other.write_text(json.dumps(d))
-    assert [r.record_version for r in records.load_records()] == [1, 2]  # full/ before smoke/
+    assert [r.record_version for r in records.load_records()] == [1, 3]  # full/ before smoke/
     assert [r.name for r in records.load_records(profile="smoke")] == ["toy"]
     assert records.load_records(notebook="nb", root=suite_root)[0].path == str(other)
     assert records.load_records(profile="quick") == []
@@ -350,3 +356,246 @@ def test_records_and_report_import_no_deep_learning_framework(tmp_path):
     )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "heavy: []"
+
+
+# --------------------------------------------------------------------------- faults
+
+
+def _raise_on_constant(token):
+    raise ValueError(f"non-strict JSON token {token}")
+
+
+def test_diverged_record_is_strict_json_with_a_flag(sess):
+    """NaN and infinities are stored as null with ``diverged: true``; read back as NaN."""
+    nan, inf = float("nan"), float("inf")
+    rec = make(
+        CONFIG,
+        history={"loss": [1.0, nan], "val_loss": [inf, -inf]},
+        test={"accuracy": 0.25, "loss": np.float32(nan), "auc_macro": nan},
+    )
+    assert rec.diverged and "DIVERGED" in rec.summary()
+    path = sess.results_dir / "toy.json"
+    records.atomic_write(path, rec.to_json())
+    stored = json.loads(path.read_text(), parse_constant=_raise_on_constant)
+    assert stored["diverged"] is True and stored["history"]["loss"] == [1.0, None]
+    assert stored["history"]["val_loss"] == [None, None] and stored["test"]["loss"] is None
+    back = Record.load(path)
+    assert back.diverged and np.isnan(back.history["loss"][1]) and np.isnan(back.test["loss"])
+    assert back.test["accuracy"] == 0.25 and not make(CONFIG).diverged
+
+
+def test_record_with_nan_tokens_reads_as_diverged(sess):
+    """A file with bare NaN tokens (not strict JSON) still reads, and says it diverged."""
+    text = make(CONFIG).to_json().replace('"loss": 0.5', '"loss": NaN')
+    path = sess.results_dir / "toy.json"
+    records.atomic_write(path, text)
+    assert Record.load(path).diverged
+
+
+def test_record_of_a_newer_version_is_never_reused_nor_overwritten(sess):
+    path = sess.results_dir / "toy.json"
+    newer = {**json.loads(make(CONFIG).to_json()), "record_version": 99, "new_field": {"x": 1}}
+    records.atomic_write(path, json.dumps(newer))
+    before = path.read_bytes()
+    run = Runs(CONFIG)
+    for force in (False, True):
+        with pytest.raises(records.RecordVersionError) as err:
+            cached("toy", CONFIG, run, provenance=PROVENANCE, force=force)
+        assert str(path) in str(err.value) and "record version 99" in str(err.value)
+        assert "up to 3" in str(err.value) and "delete" not in str(err.value).lower()
+    with pytest.raises(records.RecordVersionError, match="toy.json"):
+        records.load_records()
+    assert run.calls == 0 and path.read_bytes() == before
+    assert issubclass(records.RecordVersionError, RecordError)
+
+
+def _broken(d: dict, field: str, value) -> dict:
+    """``d`` with ``field`` (dotted: ``test.accuracy``) set to ``value`` (``...``: removed)."""
+    d = json.loads(json.dumps(d))
+    *parents, last = field.split(".")
+    target = d
+    for p in parents:
+        target = target[p]
+    if value is ...:
+        del target[last]
+    else:
+        target[last] = value
+    return d
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("test.accuracy", ...),
+        ("test", "0.9"),
+        ("history", None),
+        ("history.loss", "1.0, 0.5"),
+        ("history.loss", [1.0, "x"]),
+        ("config", ...),
+        ("params", "ten"),
+        ("confusion_matrix", [[1, 0], "row"]),
+        ("y_test_pred", [0, 1.5]),
+        ("train", "none"),
+        ("train.metrics", ...),
+        ("provenance", []),
+        ("provenance.devices", "cpu:0"),
+        ("reported.test_accuracy", "0.9"),
+        ("record_version", "3"),
+    ],
+)
+def test_malformed_record_names_file_and_field(sess, field, value):
+    base = json.loads(
+        make(
+            CONFIG, y_train=np.array([0]), y_train_pred=np.array([0]), reported={"epochs": 2}
+        ).to_json()
+    )
+    path = sess.results_dir / "toy.json"
+    records.atomic_write(path, json.dumps(_broken(base, field, value)))
+    with pytest.raises(RecordError) as err:
+        Record.load(path)
+    assert str(path) in str(err.value) and f"'{field}" in str(err.value)
+    assert type(err.value) is RecordError  # not a KeyError, TypeError or AttributeError
+    with pytest.raises(RecordError, match=field.replace(".", r"\.")):
+        cached("toy", CONFIG, Runs(CONFIG), provenance=PROVENANCE)
+    assert cached("toy", CONFIG, Runs(CONFIG), provenance=PROVENANCE, force=True).path
+
+
+def test_record_that_is_no_object_names_the_file(sess):
+    path = sess.results_dir / "toy.json"
+    records.atomic_write(path, "[1, 2]")
+    with pytest.raises(RecordError, match=r"toy\.json.*JSON list, not an object"):
+        Record.load(path)
+
+
+_WORKER = """
+import json, os, sys, time
+import numpy as np
+from helpers import records, session
+from helpers.profiles import get_profile
+session._CURRENT = session.Session(notebook="unit", profile=get_profile("smoke"), seed=0)
+config = json.loads(sys.argv[1])
+log = sys.argv[2]
+
+def run():
+    with open(log, "a") as fh:
+        fh.write(f"train {os.getpid()}\\n")
+    time.sleep(2.0)
+    return records.new_record(
+        "toy", config, y_test=np.array([0, 1]), y_test_pred=np.array([0, 1]),
+        class_names=["a", "b"], test={"accuracy": 1.0}, history={"loss": [0.1]},
+        provenance={"data_source": "x"}, wall_time_s=2.0, epoch_times_s=[2.0], params=1,
+        trainable_params=1, layers=1,
+    )
+
+try:
+    rec = records.cached("toy", config, run, provenance={})
+except records.RunBusy as err:
+    print("BUSY", err)
+    sys.exit(3)
+print("REUSED" if rec.reused else "TRAINED")
+"""
+
+
+def _workers(suite_root, tmp_path, n=2, **env):
+    log = tmp_path / "runs.log"
+    env = {**os.environ, "SUITE_ROOT": str(suite_root), **env}
+    env.pop("PYTHONSTARTUP", None)
+    args = [sys.executable, "-c", _WORKER, json.dumps(CONFIG), str(log)]
+    procs = []
+    for _ in range(n):
+        procs.append(subprocess.Popen(args, env=env, stdout=subprocess.PIPE, text=True))
+        time.sleep(0.3)
+    outs = [p.communicate(timeout=120)[0] for p in procs]
+    return [p.returncode for p in procs], outs, log.read_text().splitlines()
+
+
+def test_two_processes_on_one_run_take_turns(sess, suite_root, tmp_path):
+    """Two real processes: one trains, the other waits and reuses its record."""
+    codes, outs, trained = _workers(suite_root, tmp_path)
+    assert codes == [0, 0] and len(trained) == 1, outs
+    assert sorted(o.strip().splitlines()[-1] for o in outs) == ["REUSED", "TRAINED"]
+    assert any("another process is training this run" in o for o in outs)
+    assert Record.load(sess.results_dir / "toy.json").test["accuracy"] == 1.0
+    assert _tmp_files(suite_root) == []
+
+
+def test_second_process_stops_with_a_message_after_the_lock_timeout(sess, suite_root, tmp_path):
+    codes, outs, trained = _workers(suite_root, tmp_path, SUITE_LOCK_TIMEOUT="0.5")
+    assert sorted(codes) == [0, 3] and len(trained) == 1, outs
+    busy = next(o for o in outs if "BUSY" in o)
+    assert "another process is still training" in busy and "toy.lock" in busy
+    assert Record.load(sess.results_dir / "toy.json").test["accuracy"] == 1.0
+
+
+def test_atomic_writer_is_the_one_for_the_package(tmp_path):
+    """Records, weights and caches share one writer, whose temporary file keeps the suffix."""
+    assert records.atomic_write is files.atomic_write
+    tmp_path = tmp_path / "w"
+    with files.atomic_path(tmp_path / "m.weights.h5") as tmp:
+        assert tmp.name.endswith("-m.weights.h5") and tmp.name.startswith(files.TEMP_PREFIX)
+        tmp.write_bytes(b"w")
+    with pytest.raises(KeyboardInterrupt), files.atomic_path(tmp_path / "m.weights.h5") as tmp:
+        tmp.write_bytes(b"half")
+        raise KeyboardInterrupt
+    assert os.listdir(tmp_path) == ["m.weights.h5"]
+    assert (tmp_path / "m.weights.h5").read_bytes() == b"w"
+
+
+# --------------------------------------------------------------------------- version 2
+
+
+def _as_version_2(rec: Record, source="image folder /work/data/toy") -> dict:
+    """``rec`` as version 2 wrote it: no code version in the key, absolute data paths."""
+    d = json.loads(rec.to_json())
+    d.pop("diverged")
+    d["config"].pop("implementation", None)
+    d["config_hash"] = make_key(d["config"])
+    d["provenance"]["data_source"] = source
+    d["record_version"] = 2
+    return d
+
+
+IMPL_CONFIG = {**CONFIG, "implementation": records.LEGACY_IMPLEMENTATION}
+
+
+def test_version_2_record_is_upgraded_in_place_not_run(sess, monkeypatch, tmp_path):
+    monkeypatch.setenv("SUITE_DATA_DIR", "/work/data")
+    old = _as_version_2(make(IMPL_CONFIG))
+    path = _write(sess, "toy", old)
+    run = Runs(IMPL_CONFIG)
+    rec = cached("toy", IMPL_CONFIG, run, provenance=PROVENANCE)
+    assert rec.reused and run.calls == 0 and rec.config_hash == make_key(IMPL_CONFIG)
+    stored = json.loads(path.read_text(), parse_constant=_raise_on_constant)
+    assert stored["record_version"] == 3 and stored["config"] == IMPL_CONFIG
+    assert stored["provenance"]["upgraded_from_key"] == old["config_hash"]
+    assert stored["provenance"]["data_source"] == "image folder $SUITE_DATA_DIR/toy"
+    assert "made with image folder /work/data/toy on numpy" in rec.summary()
+    assert stored["test"] == old["test"] and stored["diverged"] is False
+    # another code version: the same settings train again
+    newer = {**CONFIG, "implementation": "helpers.training v2"}
+    run2 = Runs(newer)
+    assert not cached("toy", newer, run2, provenance=PROVENANCE).reused and run2.calls == 1
+
+
+def test_upgrade_files_rewrites_every_version_2_record_whatever_the_order(sess, suite_root):
+    """``b`` starts from ``a`` (its settings name a's key): after the upgrade they name a's new
+    key, although ``b`` sorts before ``a``'s folder."""
+    a_v2 = _as_version_2(make(IMPL_CONFIG))
+    a_path = suite_root / "results" / "smoke" / "zz" / "a.json"
+    records.atomic_write(a_path, json.dumps({**a_v2, "name": "a"}))
+    b_cfg = {**CONFIG, "extra": {"starts_from": f"a {a_v2['config_hash']}"}}
+    b_v2 = _as_version_2(make(b_cfg))
+    b_path = suite_root / "results" / "smoke" / "aa" / "b.json"
+    records.atomic_write(b_path, json.dumps({**b_v2, "name": "b"}))
+    newest = suite_root / "results" / "smoke" / "aa" / "c.json"
+    records.atomic_write(newest, make(IMPL_CONFIG).to_json())
+    before = newest.read_bytes()
+
+    assert sorted(records.upgrade_files(suite_root)) == sorted([a_path, b_path])
+    a, b = Record.load(a_path), Record.load(b_path)
+    assert a.record_version == b.record_version == 3 and newest.read_bytes() == before
+    assert a.config_hash == make_key(IMPL_CONFIG)
+    assert b.config["extra"]["starts_from"] == f"a {a.config_hash}"
+    b_new = {**b_cfg, "extra": {"starts_from": f"a {a.config_hash}"}}
+    assert b.config_hash == make_key({**b_new, "implementation": records.LEGACY_IMPLEMENTATION})
+    assert records.upgrade_files(suite_root) == []  # nothing left to do

@@ -1,10 +1,10 @@
 """Datasets: image folders, ``keras.datasets``, bundled stand-ins; stratified subsets and splits.
 
 Every loader returns a :class:`Dataset` of uint8 images ``(N, H, W, 3)`` (or float features for
-tabular data) with integer labels ``(N,)`` and the sorted class names. Sources are tried in the
-order of DESIGN.md: a local image folder under ``$SUITE_DATA_DIR``, the library's own loader
-(which downloads when online), and only then a stand-in that ships inside a dependency, announced
-in plain words in the output.
+tabular data) with integer labels ``(N,)`` and the sorted class names. Sources are tried in this order: a
+local image folder under ``$SUITE_DATA_DIR``, the library's own loader (which downloads when
+online), and only then a stand-in that ships inside a dependency, announced in plain words in the
+output.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
+import zipfile
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
@@ -21,7 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .session import data_dir, project_root
+from .files import atomic_path
+from .session import data_dir, portable_paths, project_root
 
 IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm"}
 CIFAR10_CLASSES = [
@@ -133,9 +134,11 @@ class Dataset:
         return fingerprint_arrays(self.x_train, self.y_train, self.x_test, self.y_test)
 
     def provenance(self) -> dict:
-        """Where this copy came from and a content hash of its arrays (stored, not keyed)."""
+        """Where this copy came from (a path in the data folder relative to it, no absolute
+        path: :func:`helpers.session.portable_paths`) and a content hash of its arrays (stored
+        in a record, not keyed)."""
         return {
-            "data_source": self.source,
+            "data_source": portable_paths(self.source),
             "stand_in": self.stand_in,
             "fingerprint": self.fingerprint,
         }
@@ -213,17 +216,22 @@ def _cache_dir() -> Path:
     return Path(env) if env else project_root() / "data" / ".cache"
 
 
-def _atomic_save_npz(path: Path, **arrays) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp.npz")
-    os.close(fd)
+def _read_cache(cache_file: Path, n_files: int, classes: list[str]):
+    """``(x, y, classes)`` from a decoded-image cache, or ``None`` (saying so) where the file is
+    damaged or does not match the folder's ``n_files`` images and ``classes``."""
     try:
-        np.savez(tmp, **arrays)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+        with np.load(cache_file, allow_pickle=False) as z:
+            x, y, cached = z["x"], z["y"], [str(c) for c in z["classes"]]
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as err:
+        problem = f"{type(err).__name__}: {err}"
+    else:
+        if len(x) == len(y) == n_files and cached == classes:
+            return x, y, cached
+        problem = f"{len(x)} images and classes {cached}, not {n_files} and {classes}"
+    print(
+        f"NOTE: decoded-image cache {cache_file} is damaged ({problem}); decoding the images again."
+    )
+    return None
 
 
 def _read_class_folder(folder: Path, image_size, cache: bool):
@@ -234,8 +242,9 @@ def _read_class_folder(folder: Path, image_size, cache: bool):
     where = hashlib.sha1(str(folder).encode()).hexdigest()[:8]
     cache_file = _cache_dir() / f"{folder.name}-{where}-{size_tag}-{key}.npz"
     if cache and cache_file.is_file():
-        with np.load(cache_file, allow_pickle=False) as z:
-            return z["x"], z["y"], [str(c) for c in z["classes"]]
+        found = _read_cache(cache_file, len(files), classes)
+        if found is not None:
+            return found
     with ThreadPoolExecutor(max_workers=max(2, os.cpu_count() or 2)) as pool:
         images = list(pool.map(lambda p: _decode(p, image_size), files))
     first = images[0].shape
@@ -251,7 +260,8 @@ def _read_class_folder(folder: Path, image_size, cache: bool):
         # drop stale caches of the same folder, then write the new one atomically
         for old in cache_file.parent.glob(cache_file.name.rsplit("-", 1)[0] + "-*.npz"):
             old.unlink(missing_ok=True)
-        _atomic_save_npz(cache_file, x=x, y=y, classes=np.asarray(classes))
+        with atomic_path(cache_file) as tmp:
+            np.savez(tmp, x=x, y=y, classes=np.asarray(classes))
     return x, y, classes
 
 
@@ -615,6 +625,32 @@ def check_arrays(x: np.ndarray, y: np.ndarray, num_classes: int, name: str = "da
         )
     if not (np.issubdtype(x.dtype, np.number) or x.dtype == bool):
         raise DataError(f"{name}: inputs have dtype {x.dtype}; expected numbers (uint8 or float).")
+    count, rows, first = nonfinite(x)
+    if count:
+        raise DataError(
+            f"{name}: {count} NaN/inf input value(s) in {rows} sample(s), the first in sample "
+            f"{first}; drop those samples or replace the values (e.g. np.nan_to_num) before "
+            "training."
+        )
+
+
+def nonfinite(x: np.ndarray, block: int = 4096) -> tuple[int, int, int | None]:
+    """NaN and infinite values in inputs ``x`` ``(N, ...)``: ``(values, samples, first sample
+    index)``; ``(0, 0, None)`` for integer inputs. Reads ``block`` samples at a time."""
+    x = np.asarray(x)
+    if not np.issubdtype(x.dtype, np.inexact) or x.size == 0:
+        return 0, 0, None
+    flat = x.reshape(len(x), -1)
+    count = rows = 0
+    first = None
+    for start in range(0, len(flat), block):
+        bad = ~np.isfinite(flat[start : start + block])
+        per_row = bad.sum(axis=1)
+        if first is None and per_row.any():
+            first = start + int(np.flatnonzero(per_row)[0])
+        count += int(per_row.sum())
+        rows += int(np.count_nonzero(per_row))
+    return count, rows, first
 
 
 def class_counts(ds: Dataset) -> dict[str, dict[str, int]]:

@@ -14,6 +14,7 @@ import numpy as np
 import seaborn as sns
 
 from . import readings
+from .files import atomic_path
 from .readings import history_of
 from .session import current
 
@@ -24,7 +25,8 @@ def save_figure(fig, name: str, notebook: str | None = None) -> Path:
     folder = sess.figures_dir if notebook is None else sess.root / "figures" / notebook
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{name}.png"
-    fig.savefig(path, dpi=100, bbox_inches="tight")
+    with atomic_path(path) as tmp:  # a figure is replaced whole or not at all
+        fig.savefig(tmp, dpi=100, bbox_inches="tight", format="png")
     return path
 
 
@@ -46,6 +48,9 @@ def plot_history(
 ):
     """Train (solid) and validation (dashed) curves of one or several runs, one panel a metric.
 
+    Values that are NaN, infinite or ``None`` (a diverged run) leave gaps in the curves, and the
+    legend says ``(diverged)`` for a record that diverged.
+
     Args:
         runs: ``{label: record | keras History | {"accuracy": [...], "val_accuracy": [...]}}``;
             a single run can be passed as ``{"model": record}``.
@@ -59,15 +64,18 @@ def plot_history(
     for i, (label, run) in enumerate(runs.items()):
         hist = history_of(run)
         color = colors[i % len(colors)]
+        label = f"{label} (diverged)" if getattr(run, "diverged", False) is True else label
         for ax, metric in zip(axes[0], metrics, strict=True):
             for key, style, part in ((metric, "-", "train"), (f"val_{metric}", "--", "val")):
                 if key not in hist:
                     continue
-                epochs = np.arange(1, len(hist[key]) + 1)
+                values = np.asarray(hist[key], dtype=float)  # None becomes NaN: a gap
+                values[~np.isfinite(values)] = np.nan
+                epochs = np.arange(1, len(values) + 1)
                 marker = "o" if len(epochs) < 3 else None  # a one-epoch run is a point, not a line
                 ax.plot(
                     epochs,
-                    hist[key],
+                    values,
                     color=color,
                     linestyle=style,
                     marker=marker,

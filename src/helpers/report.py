@@ -15,6 +15,7 @@ import argparse
 import re
 from pathlib import Path
 
+from .files import atomic_write
 from .records import Record, load_records
 from .session import project_root
 
@@ -57,7 +58,8 @@ def markdown_table(records: list[Record]) -> str:
     """The comparison table: one row per record, the report's test accuracy beside ours.
 
     The wall time (minutes) of a run resumed after an interruption covers only the epochs timed
-    after it, and says so: ``116.3 min (61 of 120 ep.)``.
+    after it, and says so: ``116.3 min (61 of 120 ep.)``. A run whose loss or metrics became
+    NaN/inf says ``diverged`` beside its test accuracy.
     """
     if not records:
         return "_No experiment records yet: run `make run` to create them._"
@@ -70,8 +72,9 @@ def markdown_table(records: list[Record]) -> str:
         rep_txt = _reported_text(r.reported or {})
         stand_in = " (stand-in data)" if r.provenance.get("stand_in") else ""
         part = f" ({r.timed_epochs} of {r.epochs_run} ep.)" if r.timed_in_part else ""
+        diverged = " (diverged)" if r.diverged else ""
         rows.append(
-            f"| {r.notebook} | {r.name}{stand_in} | {r.profile} | {r.test['accuracy']:.3f} | "
+            f"| {r.notebook} | {r.name}{stand_in} | {r.profile} | {r.test['accuracy']:.3f}{diverged} | "
             f"{rep_txt} | {r.epochs_run} | {r.layers} | {r.params:,} | "
             f"{r.wall_time_s / 60:.1f} min{part} | {r.seconds_per_epoch:.1f} | {r.backend} |"
         )
@@ -93,7 +96,7 @@ def update_readme(readme: Path, table: str) -> None:
         text,
         flags=re.S,
     )
-    readme.write_text(new)
+    atomic_write(readme, new)
 
 
 def main(argv: list[str] | None = None) -> None:

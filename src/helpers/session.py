@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import os
 import platform
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -35,6 +36,28 @@ def data_dir() -> Path:
     """Where local dataset copies live: ``$SUITE_DATA_DIR`` or ``<root>/data``."""
     env = os.environ.get("SUITE_DATA_DIR")
     return Path(env).resolve() if env else project_root() / "data"
+
+
+DATA_DIR_TOKEN = "$SUITE_DATA_DIR"  # stands for the data folder in stored paths
+_ABSOLUTE_PATH = re.compile(r"(?<![\w$.])/[^\s:,;()\[\]]+")  # a POSIX absolute path in a text
+
+
+def portable_paths(text: str) -> str:
+    """``text`` without absolute paths of this machine, for files that travel (records).
+
+    A path in the data folder (:func:`data_dir`) becomes ``$SUITE_DATA_DIR/<relative path>``;
+    any other absolute path keeps only its last component (a folder's name), e.g.
+    ``image folder /home/me/cifar10`` becomes ``image folder cifar10``.
+    """
+    base = str(data_dir())
+
+    def portable(match: re.Match) -> str:
+        path = match.group(0)
+        if path == base or path.startswith(base.rstrip("/") + "/"):
+            return DATA_DIR_TOKEN + path[len(base.rstrip("/")) :]
+        return Path(path).name or path
+
+    return _ABSOLUTE_PATH.sub(portable, text)
 
 
 @dataclass

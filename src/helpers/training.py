@@ -3,19 +3,26 @@
 Three small steps, and one call that joins them:
 
 * :func:`fit` trains with the standard callbacks (TerminateOnNaN, CSVLogger, TensorBoard,
-  optional EarlyStopping, BackupAndRestore so an interrupted run resumes) and times every epoch;
+  optional EarlyStopping, a BackupAndRestore written atomically so an interrupted run resumes)
+  and times every epoch;
 * :func:`evaluate` gives loss, accuracy, macro P/R/F1/AUC and the predicted classes;
 * :func:`fit_and_record` builds the model (from the notebook's own builder), computes the run's
   key, and through :func:`helpers.records.cached` either reuses the stored record (loading the
   saved weights where the model is needed) or fits, evaluates and writes a new one.
 
 :func:`record_predictions` does the same for models that are not Keras models (NumPy MLPs).
+
+Every record's key holds :data:`IMPLEMENTATION`, the version of this module's training and
+evaluation code: bump it whenever the fit loop, the default callbacks, the input pipeline or the
+evaluation change in a way that can change a result, and every run trains again.
 """
 
 from __future__ import annotations
 
 import csv
+import json
 import os
+import shutil
 import time
 import weakref
 from collections.abc import Callable
@@ -26,7 +33,17 @@ import numpy as np
 
 from . import metrics as M
 from .data import Dataset, check_arrays, fingerprint_arrays, split_validation
-from .records import Record, cached, load_records, make_key, new_record, normalized, record_path
+from .files import atomic_path, atomic_write
+from .records import (
+    Record,
+    RecordError,
+    cached,
+    load_records,
+    make_key,
+    new_record,
+    normalized,
+    record_path,
+)
 from .session import current, devices
 
 __all__ = [
@@ -39,6 +56,10 @@ __all__ = [
     "record_path",
     "record_predictions",
 ]
+
+# The version of the code below that trains and evaluates (fit loop, default callbacks, input
+# pipeline, evaluation). It enters every record's key: bump it when that code changes a result.
+IMPLEMENTATION = "helpers.training v1"
 
 
 # --------------------------------------------------------------------------- the key
@@ -223,6 +244,53 @@ def _history_from_csv(path: Path) -> dict[str, list[float]]:
     return {k: v for k, v in history.items() if not np.all(np.isnan(v))}
 
 
+class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
+    """Keras's BackupAndRestore whose weights and epoch files are each written whole
+    (:func:`helpers.files.atomic_path`): an interrupt while saving leaves the last backup."""
+
+    def _save_model(self):
+        Path(self.backup_dir).mkdir(parents=True, exist_ok=True)
+        with atomic_path(self._weights_path) as tmp:
+            self.model.save_weights(str(tmp), overwrite=True)
+        meta = {"epoch": self._current_epoch, "batch": self._last_batch_seen}
+        atomic_write(self._training_metadata_path, json.dumps(meta))
+
+
+def backup_problem(backup: Path) -> str | None:
+    """Why the resume backup folder ``backup`` cannot be restored, or ``None`` if it can: its
+    epoch file must name an epoch and every array of its weights file must read."""
+    import h5py  # noqa: PLC0415  (a dependency of Keras)
+
+    try:
+        meta = json.loads((backup / "training_metadata.json").read_text())
+        int(meta["epoch"])
+        with h5py.File(backup / "latest.weights.h5", "r") as f:
+            f.visititems(lambda _, obj: obj[()] if isinstance(obj, h5py.Dataset) else None)
+    except Exception as err:  # any damage: missing, truncated, not HDF5, not JSON
+        return f"{type(err).__name__}: {err}"
+    return None
+
+
+def _resumable(name: str, backup: Path, epoch_log: Path) -> bool:
+    """True when run ``name`` can resume from ``backup`` (with its epoch log ``epoch_log``).
+    A damaged or incomplete backup is removed, saying so: training starts from epoch 1."""
+    if not backup.exists():
+        epoch_log.unlink(missing_ok=True)
+        return False
+    problem = backup_problem(backup)
+    if problem is None and not epoch_log.is_file():
+        problem = f"its epoch log {epoch_log} is missing"
+    if problem is None:
+        return True
+    print(
+        f"{name}: the resume backup {backup} cannot be restored ({problem}); it is removed and "
+        "training starts again from epoch 1."
+    )
+    shutil.rmtree(backup, ignore_errors=True)
+    epoch_log.unlink(missing_ok=True)
+    return False
+
+
 def steps_per_execution() -> int:
     """Batches per call into the compiled train/test step: ``$SUITE_STEPS_PER_EXECUTION``, else 1.
 
@@ -264,6 +332,7 @@ def fit(
     Logs go to ``logs/<profile>/<notebook>/`` (``<name>.csv`` and ``tensorboard/<name>``). A
     BackupAndRestore folder under ``checkpoints/`` named by ``key`` lets an interrupted run resume
     from its last finished epoch; the epochs trained before the interruption stay in the history.
+    A damaged backup is removed (with a message naming it) and the run starts from epoch 1.
 
     Returns:
         ``{"history": {metric: [per epoch]}, "epoch_times_s": [...], "wall_time_s": seconds,
@@ -274,9 +343,7 @@ def fit(
     logs.mkdir(parents=True, exist_ok=True)
     backup = sess.checkpoints_dir / f"backup-{name}-{key}"
     epoch_log = backup.with_name(backup.name + ".csv")
-    resumed = backup.is_dir() and epoch_log.is_file()
-    if not resumed:
-        epoch_log.unlink(missing_ok=True)
+    resumed = _resumable(name, backup, epoch_log)
     epoch_log.parent.mkdir(parents=True, exist_ok=True)
     timer = EpochTimer()
     cbs = [
@@ -284,7 +351,7 @@ def fit(
         timer,
         keras.callbacks.CSVLogger(str(logs / f"{name}.csv"), append=resumed),
         keras.callbacks.CSVLogger(str(epoch_log), append=True),
-        keras.callbacks.BackupAndRestore(str(backup), delete_checkpoint=True),
+        AtomicBackupAndRestore(str(backup), delete_checkpoint=True),
         tensorboard_callback(str(logs / "tensorboard" / name)),
     ]
     if early_stopping:
@@ -430,7 +497,7 @@ def fit_and_record(
         evaluate_train: also store the predictions on the whole training split
             (``record.y_train_pred``), its confusion matrix and per-class accuracy.
         reported: the report's numbers for the comparison table, e.g.
-            ``{"test_accuracy": 0.74, "epochs": 15, "source": "seed 002"}``.
+            ``{"test_accuracy": 0.74, "epochs": 15, "source": "the report"}``.
         config: extra settings that distinguish this run (they enter the record's key).
         notes: free text stored with the record.
         force: train even if a record with the same key exists (default: the session's
@@ -470,6 +537,7 @@ def fit_and_record(
         "seed": sess.seed,
         "data": data.key(),
         "extra": config or {},
+        "implementation": IMPLEMENTATION,
     }
     weights = sess.checkpoints_dir / f"{name}.weights.h5"
     provenance = {
@@ -502,8 +570,8 @@ def fit_and_record(
             if evaluate_train
             else (None, None)
         )
-        weights.parent.mkdir(parents=True, exist_ok=True)
-        model.save_weights(weights)
+        with atomic_path(weights) as tmp:
+            model.save_weights(str(tmp))
         return new_record(
             name,
             cfg,
@@ -532,7 +600,14 @@ def fit_and_record(
             return model
         if not model.optimizer.built:  # restore its state too (no "Skipping" warning)
             model.optimizer.build(model.trainable_variables)
-        model.load_weights(weights)
+        try:
+            model.load_weights(weights)
+        except Exception as err:  # truncated, not HDF5, or of another architecture
+            raise RecordError(
+                f"{name}: the saved weights {weights} cannot be read ({type(err).__name__}: "
+                f"{str(err)[:200]}). Delete that file and use record.model again: the run is "
+                "trained again for its model and its record rewritten."
+            ) from err
         return model
 
     rec = cached(name, cfg, run, provenance=provenance, force=force)
@@ -575,7 +650,7 @@ def record_predictions(
         params: number of trainable parameters.
         layers: number of weight layers.
         backend: what computed it, e.g. ``"numpy"``.
-        reported: the report's numbers, e.g. ``{"test_accuracy": 0.9454, "source": "seed 001"}``.
+        reported: the report's numbers, e.g. ``{"test_accuracy": 0.9454, "source": "the report"}``.
         notes: free text stored with the record.
         force: train even if a matching record exists (default: the session's ``force_retrain``).
 
@@ -584,8 +659,14 @@ def record_predictions(
         loss = mean cross-entropy in nats) and the confusion matrix are computed from ``proba``.
     """
     k = data.num_classes
+    check_arrays(data.x_train, data.y_train, k, f"{name} training data")
     check_arrays(data.x_test, data.y_test, k, f"{name} test data")
-    cfg = {"model": config, "seed": current().seed, "data": data.key()}
+    cfg = {
+        "model": config,
+        "seed": current().seed,
+        "data": data.key(),
+        "implementation": IMPLEMENTATION,
+    }
     provenance = {**data.provenance(), "backend": backend, "devices": ["cpu:0"]}
 
     def run() -> Record:
@@ -604,7 +685,11 @@ def record_predictions(
                 f"({len(data.y_test)}, {k}), one row per test sample and one column per class."
             )
         if not np.all(np.isfinite(proba)):
-            raise ValueError(f"{name}: test probabilities contain NaN/inf; training diverged?")
+            raise ValueError(
+                f"{name}: {int(np.sum(~np.isfinite(proba)))} test probabilities are NaN/inf, so "
+                "training diverged; nothing is recorded. Lower the learning rate or check the "
+                "inputs, then run it again."
+            )
         y = np.asarray(data.y_test)
         test = M.summary(y, proba)
         test["loss"] = float(-np.mean(np.log(np.clip(proba[np.arange(len(y)), y], 1e-12, 1.0))))

@@ -146,7 +146,7 @@ class Dataset:
     def describe(self) -> str:
         """Shapes, dtype, class count and source in a few lines."""
         lines = [
-            f"source: {self.source}",
+            f"source: {portable_paths(self.source)}",
             f"train: x {self.x_train.shape} {self.x_train.dtype}, y {self.y_train.shape}",
             f"test:  x {self.x_test.shape} {self.x_test.dtype}, y {self.y_test.shape}",
             f"classes ({self.num_classes}): {', '.join(self.class_names)}",
@@ -318,7 +318,7 @@ def load_image_folder(
 
 
 def _announce(message: str) -> None:
-    print(f"NOTE: {message}")
+    print(f"NOTE: {portable_paths(message)}")
 
 
 def _digits_as_images(size: int, rgb: bool) -> tuple[np.ndarray, np.ndarray]:

@@ -40,7 +40,7 @@ from typing import Any
 import numpy as np
 
 from .files import atomic_write
-from .session import DATA_DIR_TOKEN, current, data_dir, library_versions, portable_paths
+from .session import current, library_versions, portable_paths
 
 __all__ = ["RECORD_VERSION", "Record", "RecordError", "RecordVersionError", "atomic_write"]
 
@@ -149,11 +149,11 @@ class Record:
         return 0 < self.timed_epochs < self.epochs_run
 
     def made_with(self) -> str:
-        """Provenance in words, e.g. ``image folder /data/cifar10 on tensorflow/cpu:0, 2026-11-22``
-        (a source in the data folder is shown in this machine's data folder)."""
+        """Provenance in words, e.g. ``image folder $SUITE_DATA_DIR/cifar10 on tensorflow/cpu:0,
+        2026-11-22`` (paths as stored: relative to the data folder)."""
         p = self.provenance
         devices = ",".join(p.get("devices", [])) or "?"
-        source = str(p.get("data_source", "?")).replace(DATA_DIR_TOKEN, str(data_dir()))
+        source = str(p.get("data_source", "?"))
         return f"{source} on {p.get('backend', '?')}/{devices}, {str(p.get('created', '?'))[:10]}"
 
     def summary(self) -> str:

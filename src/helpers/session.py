@@ -60,6 +60,12 @@ def portable_paths(text: str) -> str:
     return _ABSOLUTE_PATH.sub(portable, text)
 
 
+def shown_data_dir() -> str:
+    """The data folder as outputs show it: ``$SUITE_DATA_DIR`` where that is set, else ``data/``
+    in the project (outputs are committed, so they name no folder of one machine)."""
+    return DATA_DIR_TOKEN if os.environ.get("SUITE_DATA_DIR") else "data/ (in the project)"
+
+
 @dataclass
 class Session:
     """What the helpers need to know about the running notebook."""
@@ -171,6 +177,6 @@ def environment_summary() -> str:
             f"keras backend: {keras.backend.backend()}   devices: {', '.join(devices())}",
             f"versions: {versions}",
             f"platform: {platform.platform()} ({os.cpu_count()} CPUs)",
-            f"data folder: {data_dir()}",
+            f"data folder: {shown_data_dir()}",
         ]
     )

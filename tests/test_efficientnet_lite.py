@@ -14,6 +14,7 @@ import pytest  # noqa: E402
 
 from helpers import efficientnet_lite as lite  # noqa: E402
 from helpers import transfer  # noqa: E402
+from helpers.models import leaf_layers  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -94,7 +95,7 @@ def test_fine_tuning_keeps_batchnorm_statistics(classifier):
     assert not np.array_equal(before_conv, conv.get_weights()[0])
     assert not any(
         layer.trainable
-        for layer in transfer._leaf_layers(model)
+        for layer in leaf_layers(model)
         if isinstance(layer, keras.layers.BatchNormalization)
     )
 

@@ -8,6 +8,21 @@ visible where the experiment is described.
 
 from __future__ import annotations
 
+
+def leaf_layers(model) -> list:
+    """The layers of ``model`` with nested models (a backbone, a ``Sequential`` block) opened up,
+    in order, input layers left out."""
+    import keras  # noqa: PLC0415
+
+    out = []
+    for layer in model.layers:
+        if getattr(layer, "layers", None):
+            out += leaf_layers(layer)
+        elif not isinstance(layer, keras.layers.InputLayer):
+            out.append(layer)
+    return out
+
+
 # ---- MLP (03, 04, 06) -------------------------------------------------------------------------
 
 

@@ -34,6 +34,7 @@ import numpy as np
 from . import metrics as M
 from .data import Dataset, check_arrays, fingerprint_arrays, split_validation
 from .files import atomic_path, atomic_write
+from .models import leaf_layers
 from .records import (
     Record,
     RecordError,
@@ -65,16 +66,6 @@ IMPLEMENTATION = "helpers.training v1"
 # --------------------------------------------------------------------------- the key
 
 
-def _leaf_layers(model) -> list:
-    out = []
-    for layer in model.layers:
-        if hasattr(layer, "layers") and layer.layers:
-            out += _leaf_layers(layer)
-        elif not isinstance(layer, keras.layers.InputLayer):
-            out.append(layer)
-    return out
-
-
 def _strip_names(obj):
     if isinstance(obj, dict):
         return {k: _strip_names(v) for k, v in obj.items() if k not in ("name", "seed")}
@@ -86,7 +77,7 @@ def _strip_names(obj):
 def architecture(model) -> list[dict]:
     """Layer-by-layer description without auto-generated names: class, config, trainable, params."""
     rows = []
-    for layer in _leaf_layers(model):
+    for layer in leaf_layers(model):
         try:
             cfg = _strip_names(layer.get_config())
         except Exception:  # a layer without get_config
@@ -588,7 +579,7 @@ def fit_and_record(
             epoch_times_s=out["epoch_times_s"],
             params=int(model.count_params()),
             trainable_params=int(sum(np.prod(w.shape) for w in model.trainable_weights)),
-            layers=len(_leaf_layers(model)),
+            layers=len(leaf_layers(model)),
             reported=reported,
             notes=" ".join(t for t in (notes, out["notes"]) if t),
         )

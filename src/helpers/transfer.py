@@ -22,6 +22,7 @@ from pathlib import Path
 import keras
 
 from . import efficientnet_lite
+from .models import leaf_layers
 from .profiles import get_profile
 from .session import current
 
@@ -277,18 +278,10 @@ def freeze_all_but(model: keras.Model, n: int | None) -> keras.Model:
     cut = 0 if n is None else len(model.layers) - n
     for i, layer in enumerate(model.layers):
         layer.trainable = i >= cut
-    for layer in _leaf_layers(model):
+    for layer in leaf_layers(model):
         if isinstance(layer, keras.layers.BatchNormalization):
             layer.trainable = False
     return model
-
-
-def _leaf_layers(model) -> list:
-    """The layers of ``model`` with nested models (e.g. a backbone) opened up, in order."""
-    out = []
-    for layer in model.layers:
-        out += _leaf_layers(layer) if getattr(layer, "layers", None) else [layer]
-    return out
 
 
 def trainable_summary(model: keras.Model) -> str:
@@ -296,7 +289,7 @@ def trainable_summary(model: keras.Model) -> str:
 
     Layers of nested models (a backbone inside a classifier) are counted one by one.
     """
-    leaves = _leaf_layers(model)
+    leaves = leaf_layers(model)
     n_tr = sum(1 for layer in leaves if layer.trainable and layer.weights)
     n_w = sum(1 for layer in leaves if layer.weights)
     tr = sum(int(keras.ops.size(w)) for w in model.trainable_weights)

@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 from keras import layers
 
-from helpers import records, training
+from helpers import record_key, records, training
 from helpers.data import CIFAR10_CLASSES, DataError, load_image_folder
 from helpers.files import TEMP_PREFIX
 from helpers.records import make_key
@@ -803,7 +803,7 @@ def test_saved_weights_are_written_whole(base, small_data, suite_root, monkeypat
 def test_training_code_version_is_in_the_key(base, small_data, monkeypatch):
     rec, _ = base
     assert rec.config["implementation"] == training.IMPLEMENTATION
-    monkeypatch.setattr(training, "IMPLEMENTATION", "helpers.training v2")
+    monkeypatch.setattr(record_key, "IMPLEMENTATION", "helpers.training v2")
     again = fit_and_record("base", tiny_model, small_data, epochs=1, batch_size=32)
     assert not again.reused and again.config_hash != rec.config_hash
     assert again.config["implementation"] == "helpers.training v2"
@@ -855,3 +855,20 @@ def test_two_kernels_on_one_keras_run(suite_root, tmp_path):
     rec = Record.load(suite_root / "results" / "smoke" / "unit" / "shared.json")
     assert rec.epochs_run == 3
     assert not [f for f in _files(suite_root) if os.path.basename(f).startswith(TEMP_PREFIX)]
+
+
+def test_fit_settings_object_gives_the_keywords_key(base, small_data, no_training):
+    """``FitSettings`` in place of the fit keywords: the same run, reused."""
+    rec, _ = base
+    again = fit_and_record("base", tiny_model, small_data, training.FitSettings(epochs=1))
+    assert again.reused and again.config_hash == rec.config_hash
+    assert fit_and_record(
+        "base", tiny_model, small_data, training.FitSettings(epochs=5), epochs=1
+    ).reused  # a keyword overrides the object's field
+
+
+def test_unknown_or_missing_fit_keyword_is_a_type_error(small_data, smoke_session):
+    with pytest.raises(TypeError, match="unexpected keyword argument 'epoch'"):
+        fit_and_record("typo", tiny_model, small_data, epoch=1)
+    with pytest.raises(TypeError, match="'epochs'"):
+        fit_and_record("typo", tiny_model, small_data, batch_size=8)

@@ -32,7 +32,14 @@ from .callbacks import (
 )
 from .data import Dataset, check_arrays
 from .files import atomic_path
-from .fitting import FitSettings, _pipeline, default_callbacks, evaluate, fit, steps_per_execution
+from .fitting import (
+    FitSettings,
+    _pipeline,  # noqa: F401  (tests and benchmarks/throughput.py use it from here)
+    default_callbacks,
+    evaluate,
+    fit,
+    steps_per_execution,
+)
 from .models import leaf_layers
 from .record_key import (
     IMPLEMENTATION,
@@ -60,7 +67,6 @@ __all__ = [
     "EpochTimer",
     "FitSettings",
     "Record",
-    "_pipeline",
     "architecture",
     "backup_problem",
     "default_callbacks",

@@ -1,4 +1,4 @@
-"""helpers.records: the record key, the one cache mechanism (cached), atomic writes, version-1
+"""helpers.records: the record key, the one cache mechanism (cached), atomic writes, version-2
 records and their upgrade. No model is trained here: ``run()`` makes a record from fixed
 predictions, and no deep-learning framework is imported."""
 
@@ -227,28 +227,6 @@ def test_record_made_elsewhere_is_reused_here(sess):
     assert "made with image folder toy on jax/cuda:0" in again.summary()
 
 
-# --------------------------------------------------------------------------- version 1
-
-
-def _as_version_1(rec: Record, config_v1: dict) -> dict:
-    """``rec`` in the layout of version 1: provenance in top-level fields and the data's source
-    and fingerprint inside the key."""
-    d = json.loads(rec.to_json())
-    prov = d.pop("provenance")
-    d.pop("y_train_pred")
-    data = {"source": prov["data_source"], "stand_in": prov["stand_in"], "train": 6, "test": 4}
-    data["fingerprint"] = prov["fingerprint"]
-    config_v1 = {**config_v1, "data": data}
-    d.update(
-        config=config_v1,
-        config_hash=make_key(config_v1),
-        data=data,
-        record_version=1,
-        **{k: prov.get(k, "?") for k in ("backend", "devices", "versions", "created")},
-    )
-    return d
-
-
 def _write(sess, name: str, d: dict) -> Path:
     path = sess.results_dir / f"{name}.json"
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -256,81 +234,13 @@ def _write(sess, name: str, d: dict) -> Path:
     return path
 
 
-def test_version_1_record_reads_with_its_provenance(sess):
-    d = _as_version_1(make(CONFIG), {"model": {"units": 4}, "seed": 0})
-    rec = Record.load(_write(sess, "toy", d))
-    assert rec.record_version == 1 and rec.backend == "numpy"
-    assert rec.provenance["data_source"] == STORED_SOURCE
-    assert rec.provenance["fingerprint"] == PROVENANCE["fingerprint"]
-    assert rec.provenance["created"] == d["created"] and rec.test == d["test"]
-
-
-def test_version_1_record_is_upgraded_not_run(sess):
-    old = _as_version_1(make(CONFIG), {"model": {"units": 4}, "seed": 0})
-    path = _write(sess, "toy", old)
-    run = Runs(CONFIG)
-    rec = cached("toy", CONFIG, run, provenance={**PROVENANCE, "backend": "tensorflow"})
-    assert rec.reused and run.calls == 0 and rec.config_hash == make_key(CONFIG)
-    stored = json.loads(path.read_text())
-    assert stored["record_version"] == 3 and stored["config"] == CONFIG
-    assert stored["config_hash"] == make_key(CONFIG) and stored["test"] == old["test"]
-    assert stored["provenance"]["upgraded_from_key"] == old["config_hash"]
-    assert stored["provenance"]["backend"] == "numpy"  # where it was made, not where it is read
-    assert _tmp_files(sess.root) == []
-
-
-@pytest.mark.parametrize(
-    ("v1_change", "config_change"),
-    [
-        ({"fingerprint": "0" * 16}, {}),
-        ({}, {"model": {"units": 5}}),
-        ({}, {"callbacks": [{"class": "ReduceLROnPlateau", "patience": 1}]}),
-        ({}, {"evaluate_train": True}),
-    ],
-    ids=["other-data", "other-model", "callbacks", "no-train-predictions"],
-)
-def test_version_1_record_of_another_run_is_run_again(sess, v1_change, config_change):
-    d = _as_version_1(make(CONFIG), {"model": {"units": 4}, "seed": 0})
-    d["data"].update(v1_change)
-    d["config"]["data"].update(v1_change)
-    d["config_hash"] = make_key(d["config"])
-    path = _write(sess, "toy", d)
-    config = {**CONFIG, **config_change}
-    run = Runs(config)
-    rec = cached("toy", config, run, provenance=PROVENANCE)
-    assert not rec.reused and run.calls == 1
-    stored = json.loads(path.read_text())
-    assert stored["record_version"] == 3 and "upgraded_from_key" not in stored["provenance"]
-
-
-def test_upgrade_translates_keys_of_runs_that_start_from_upgraded_ones(sess):
-    """Stage 2 names stage 1's key in its settings: after stage 1 is upgraded, stage 2's
-    version-1 settings (with stage 1's old key) match the new ones (with its new key)."""
-    stage1_v1 = _as_version_1(make(CONFIG), {"model": {"units": 4}, "seed": 0})
-    _write(sess, "stage1", {**stage1_v1, "name": "stage1"})
-    old_key = stage1_v1["config_hash"]
-    new_key = make_key(CONFIG)
-    cfg2 = {**CONFIG, "start": new_key}
-    stage2_v1 = _as_version_1(make(cfg2), {"model": {"units": 4}, "seed": 0, "start": old_key})
-    path2 = _write(sess, "stage2", {**stage2_v1, "name": "stage2"})
-
-    run2 = Runs(cfg2)
-    # before stage 1 is upgraded, stage 2's settings name a key nobody knows
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(records, "_UPGRADED", {})
-        assert records.upgrade(Record.load(path2), cfg2, PROVENANCE) is None
-    assert cached("stage1", CONFIG, Runs(CONFIG), provenance=PROVENANCE).reused
-    rec2 = cached("stage2", cfg2, run2, provenance=PROVENANCE)
-    assert rec2.reused and run2.calls == 0 and rec2.config["start"] == new_key
-
-
 def test_load_records(sess, suite_root):
     cached("toy", CONFIG, Runs(CONFIG), provenance=PROVENANCE)
-    d = _as_version_1(make(CONFIG), {"seed": 0})
+    d = _as_version_2(make(CONFIG))
     other = suite_root / "results" / "full" / "nb" / "old.json"
     other.parent.mkdir(parents=True)
     other.write_text(json.dumps(d))
-    assert [r.record_version for r in records.load_records()] == [1, 3]  # full/ before smoke/
+    assert [r.record_version for r in records.load_records()] == [2, 3]  # full/ before smoke/
     assert [r.name for r in records.load_records(profile="smoke")] == ["toy"]
     assert records.load_records(notebook="nb", root=suite_root)[0].path == str(other)
     assert records.load_records(profile="quick") == []
@@ -599,3 +509,16 @@ def test_upgrade_files_rewrites_every_version_2_record_whatever_the_order(sess, 
     b_new = {**b_cfg, "extra": {"starts_from": f"a {a.config_hash}"}}
     assert b.config_hash == make_key({**b_new, "implementation": records.LEGACY_IMPLEMENTATION})
     assert records.upgrade_files(suite_root) == []  # nothing left to do
+
+
+@pytest.mark.parametrize("version", [1, None])
+def test_version_1_record_is_no_longer_read(sess, version):
+    """No record needs version 1 any more: reading one names the file and says what to do."""
+    d = _as_version_2(make(CONFIG))
+    del d["record_version"]
+    if version is not None:
+        d["record_version"] = version
+    path = _write(sess, "toy", d)
+    with pytest.raises(RecordError, match="record version 1.*delete the file") as err:
+        Record.load(path)
+    assert str(path) in str(err.value)

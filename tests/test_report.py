@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
@@ -11,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from helpers import report
-from helpers.records import Record, load_records
+from helpers.records import Record
 
 
 def make_record(notebook="05_cnn", name="base", profile="quick", acc=0.7, reported=None, **kw):
@@ -53,25 +52,6 @@ def write_record(root: Path, rec: Record) -> Path:
     path = root / "results" / rec.profile / rec.notebook / f"{rec.name}.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(rec.to_json())
-    return path
-
-
-def write_version_1(root: Path, rec: Record) -> Path:
-    """``rec`` written in the layout of version 1: backend, devices, versions and created as
-    top-level fields, the data's source, stand-in flag and fingerprint in ``data``."""
-    d = json.loads(rec.to_json())
-    prov = d.pop("provenance")
-    d.pop("y_train_pred")
-    d["data"] = {
-        "source": prov["data_source"],
-        "stand_in": prov["stand_in"],
-        "fingerprint": prov["fingerprint"],
-    }
-    d.update({k: prov[k] for k in ("backend", "devices", "versions", "created")})
-    d["record_version"] = 1
-    path = root / "results" / rec.profile / rec.notebook / f"{rec.name}.json"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(d))
     return path
 
 
@@ -127,14 +107,6 @@ def test_markdown_table_says_when_only_part_of_a_run_was_timed():
     cells = [c.strip() for c in report.markdown_table([whole]).splitlines()[2].split("|")]
     assert cells[9] == "3.0 min"
     assert "180 s (90.0 s/epoch)" in whole.summary()
-
-
-def test_version_1_records_are_read_into_the_table(tmp_path):
-    write_version_1(tmp_path, make_record(name="old", acc=0.55, stand_in=True, backend="jax"))
-    (rec,) = load_records(root=tmp_path)
-    assert rec.record_version == 1 and rec.backend == "jax" and rec.provenance["stand_in"]
-    cells = [c.strip() for c in report.markdown_table([rec]).splitlines()[2].strip("|").split("|")]
-    assert cells[1:4] == ["old (stand-in data)", "quick", "0.550"] and cells[-1] == "jax"
 
 
 def test_summary_and_table_without_a_reported_number():
@@ -207,14 +179,14 @@ def test_cli_prints_the_table_and_updates_the_readme(suite_root, capsys):
     write_record(suite_root, make_record(profile="quick", acc=0.61))
     write_record(suite_root, make_record(profile="full", acc=0.83, reported={"test_accuracy": 0.8}))
     write_record(suite_root, make_record(name="smoky", profile="smoke", acc=0.2))
-    write_version_1(suite_root, make_record("03_mlp", "old", profile="quick", acc=0.5))
+    write_record(suite_root, make_record("03_mlp", "old", profile="quick", acc=0.5))
     readme = suite_root / "README.md"
     readme.write_text(README)
     proc = _run_cli(suite_root, "--readme", str(readme))
     assert proc.returncode == 0, proc.stderr
     lines = proc.stdout.splitlines()
     assert lines[0].startswith("| notebook | experiment |") and len(lines) == 4
-    assert lines[2].startswith("| 03_mlp | old | quick | 0.500 |")  # a version-1 file
+    assert lines[2].startswith("| 03_mlp | old | quick | 0.500 |")
     assert "| 05_cnn | base | full | 0.830 | 0.800 |" in lines[3]
     assert "smoky" not in proc.stdout and "0.610" not in proc.stdout
     assert "| 05_cnn | base | full | 0.830 |" in readme.read_text()

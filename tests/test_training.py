@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 from keras import layers
 
-from helpers import records, training
+from helpers import record_key, records, training
 from helpers.data import CIFAR10_CLASSES, DataError, load_image_folder
 from helpers.files import TEMP_PREFIX
 from helpers.records import make_key
@@ -618,83 +618,6 @@ def test_record_is_reused_from_another_copy_and_backend(
 # --------------------------------------------------------------------------- version 1 records
 
 
-def _to_version_1(path: Path, **data_changes) -> dict:
-    """Rewrite the version-2 record at ``path`` in the layout of version 1 (provenance in
-    top-level fields and the data's source and fingerprint inside the key); returns it."""
-    d = json.loads(path.read_text())
-    prov = d.pop("provenance")
-    d.pop("y_train_pred")
-    cfg = d["config"]
-    v1_data = {
-        "source": prov["data_source"],
-        "stand_in": prov["stand_in"],
-        "train": cfg["data"]["train"],
-        "test": cfg["data"]["test"],
-        "fingerprint": prov["fingerprint"],
-        **data_changes,
-    }
-    del cfg["callbacks"], cfg["evaluate_train"], cfg["implementation"]
-    cfg["data"] = v1_data
-    d.update(
-        data=v1_data,
-        config_hash=make_key(cfg),
-        record_version=1,
-        **{k: prov[k] for k in ("backend", "devices", "versions", "created")},
-    )
-    path.write_text(json.dumps(d, indent=1))
-    return d
-
-
-def test_version_1_record_is_upgraded_without_training(base, small_data, no_training):
-    rec, trained = base
-    path = Path(rec.path)
-    old = _to_version_1(path)
-    assert Record.load(path).record_version == 1 and old["config_hash"] != rec.config_hash
-
-    again = fit_and_record("base", tiny_model, small_data, epochs=1, batch_size=32)
-    assert again.reused and again.config_hash == rec.config_hash
-    assert again.test == rec.test and _weights_equal(again.model, trained)
-    stored = json.loads(path.read_text())  # rewritten as version 2 under the new key
-    assert stored["record_version"] == 3 and stored["config_hash"] == rec.config_hash
-    assert stored["config"] == rec.config and stored["test"] == rec.test
-    assert "data" not in stored and "backend" not in stored
-    assert stored["provenance"]["upgraded_from_key"] == old["config_hash"]
-    assert stored["provenance"]["fingerprint"] == rec.provenance["fingerprint"]
-    assert stored["provenance"]["backend"] == rec.backend
-    assert not [p for p in os.listdir(path.parent) if p.startswith(TEMP_PREFIX)]
-    # from now on it is an ordinary version-2 record
-    assert fit_and_record("base", tiny_model, small_data, epochs=1, batch_size=32).reused
-
-
-@pytest.mark.parametrize(
-    "change",
-    [{"evaluate_train": True}, {"epochs": 2}, {"callbacks": True}],
-    ids=["train-predictions-missing", "other-epochs", "callbacks"],
-)
-def test_version_1_record_of_another_run_is_not_upgraded(base, small_data, no_training, change):
-    rec, _ = base
-    path = Path(rec.path)
-    _to_version_1(path)
-    before = path.read_bytes()
-    kwargs = {"epochs": change.get("epochs", 1), "evaluate_train": "evaluate_train" in change}
-    if "callbacks" in change:
-        kwargs["callbacks"] = [keras.callbacks.ReduceLROnPlateau(monitor="loss", patience=1)]
-    with pytest.raises(_Trains):
-        fit_and_record("base", tiny_model, small_data, batch_size=32, **kwargs)
-    assert path.read_bytes() == before  # left as it was
-
-
-def test_version_1_record_of_other_data_trains(base, small_data):
-    rec, _ = base
-    path = Path(rec.path)
-    old = _to_version_1(path, fingerprint="0123456789abcdef")
-    again = fit_and_record("base", tiny_model, small_data, epochs=1, batch_size=32)
-    assert not again.reused and again.config_hash == rec.config_hash
-    stored = json.loads(path.read_text())
-    assert stored["record_version"] == 3 and "upgraded_from_key" not in stored["provenance"]
-    assert stored["provenance"]["created"] >= old["created"]
-
-
 def test_steps_per_execution_is_speed_only(small_data, smoke_session, monkeypatch):
     """More batches per compiled call: the same record key and the same training."""
     plain = fit_and_record("spe", tiny_model, small_data, epochs=2, batch_size=16)
@@ -803,7 +726,7 @@ def test_saved_weights_are_written_whole(base, small_data, suite_root, monkeypat
 def test_training_code_version_is_in_the_key(base, small_data, monkeypatch):
     rec, _ = base
     assert rec.config["implementation"] == training.IMPLEMENTATION
-    monkeypatch.setattr(training, "IMPLEMENTATION", "helpers.training v2")
+    monkeypatch.setattr(record_key, "IMPLEMENTATION", "helpers.training v2")
     again = fit_and_record("base", tiny_model, small_data, epochs=1, batch_size=32)
     assert not again.reused and again.config_hash != rec.config_hash
     assert again.config["implementation"] == "helpers.training v2"
@@ -855,3 +778,20 @@ def test_two_kernels_on_one_keras_run(suite_root, tmp_path):
     rec = Record.load(suite_root / "results" / "smoke" / "unit" / "shared.json")
     assert rec.epochs_run == 3
     assert not [f for f in _files(suite_root) if os.path.basename(f).startswith(TEMP_PREFIX)]
+
+
+def test_fit_settings_object_gives_the_keywords_key(base, small_data, no_training):
+    """``FitSettings`` in place of the fit keywords: the same run, reused."""
+    rec, _ = base
+    again = fit_and_record("base", tiny_model, small_data, training.FitSettings(epochs=1))
+    assert again.reused and again.config_hash == rec.config_hash
+    assert fit_and_record(
+        "base", tiny_model, small_data, training.FitSettings(epochs=5), epochs=1
+    ).reused  # a keyword overrides the object's field
+
+
+def test_unknown_or_missing_fit_keyword_is_a_type_error(small_data, smoke_session):
+    with pytest.raises(TypeError, match="unexpected keyword argument 'epoch'"):
+        fit_and_record("typo", tiny_model, small_data, epoch=1)
+    with pytest.raises(TypeError, match="'epochs'"):
+        fit_and_record("typo", tiny_model, small_data, batch_size=8)

@@ -13,10 +13,10 @@ import hashlib
 import json
 import os
 import zipfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
-from functools import cached_property
+from functools import cached_property, partial
 from pathlib import Path
 
 import numpy as np
@@ -343,6 +343,37 @@ def _split_arrays(x, y, test_fraction: float, seed: int):
     return train_test_split(x, y, test_size=test_fraction, stratify=y, random_state=seed)
 
 
+def _first_source(
+    folder: Path,
+    read_folder: Callable[[Path], Dataset],
+    library: Callable[[], Dataset],
+    unavailable: Callable[[str], str],
+    stand_in: Callable[[str], tuple[Dataset, str]] | None = None,
+) -> Dataset:
+    """The one source policy of the named datasets: local folder, library loader, stand-in.
+
+    ``read_folder(folder)`` where the local ``folder`` exists; else ``library()``, the library's
+    own loader (which downloads when online); else, where a stand-in is allowed, the dataset of
+    ``stand_in(reason)`` with its message announced in the output. ``reason`` says why the
+    library's loader failed.
+
+    Raises:
+        DatasetUnavailable: no source works and no stand-in is allowed (``stand_in`` is None);
+            its message is ``unavailable(reason)``, which says where to put the data.
+    """
+    if folder.is_dir():
+        return read_folder(folder)
+    try:
+        return library()
+    except Exception as err:  # not installed, offline, or a broken download
+        reason = f"{type(err).__name__}: {err}".splitlines()[0][:200]
+        if stand_in is None:
+            raise DatasetUnavailable(unavailable(reason)) from err
+    ds, message = stand_in(reason)
+    _announce(message)
+    return ds
+
+
 def load_cifar10(profile=None, seed: int = 0) -> Dataset:
     """CIFAR-10: 50,000 train and 10,000 test images of 32x32x3, ten classes.
 
@@ -359,42 +390,49 @@ def load_cifar10(profile=None, seed: int = 0) -> Dataset:
     Raises:
         DataError: when no source works outside the smoke profile; says where to put the data.
     """
-    from .profiles import get_profile  # noqa: PLC0415
-    from .session import current  # noqa: PLC0415
-
-    prof = current().profile if profile is None else get_profile(profile)
     folder = data_dir() / "cifar10"
-    if folder.is_dir():
-        return replace(load_image_folder(folder), name="cifar10")
-    try:
-        import keras  # noqa: PLC0415
-
-        (xtr, ytr), (xte, yte) = keras.datasets.cifar10.load_data()
-        return Dataset(
-            xtr,
-            ytr.reshape(-1).astype(np.int64),
-            xte,
-            yte.reshape(-1).astype(np.int64),
-            list(CIFAR10_CLASSES),
-            source="keras.datasets.cifar10",
-            name="cifar10",
-        )
-    except Exception as err:  # offline, or a broken download
-        reason = f"{type(err).__name__}: {err}".splitlines()[0][:200]
-    if prof.name != "smoke":
-        raise DatasetUnavailable(
+    return _first_source(
+        folder,
+        lambda f: replace(load_image_folder(f), name="cifar10"),
+        partial(_keras_dataset, "cifar10", CIFAR10_CLASSES),
+        lambda reason: (
             f"CIFAR-10 not found: no image folder at {folder} and keras.datasets.cifar10 failed "
             f"({reason}). Put the dataset at {folder} as train/<class>/*.jpg and test/<class>/*.jpg "
             "(or set SUITE_DATA_DIR), or run once with network access so Keras can download it."
-        )
-    _announce(
-        f"CIFAR-10 is not available here (no folder {folder}; keras.datasets failed: {reason}). "
-        "The smoke profile uses a STAND-IN: scikit-learn's bundled 8x8 digits upscaled to 32x32 RGB. "
-        "Its numbers say nothing about CIFAR-10."
+        ),
+        partial(_cifar10_stand_in, folder, seed) if _profile(profile).name == "smoke" else None,
     )
+
+
+def _profile(profile):
+    """The profile ``profile`` names, or the current session's where it is ``None``."""
+    from .profiles import get_profile  # noqa: PLC0415
+    from .session import current  # noqa: PLC0415
+
+    return current().profile if profile is None else get_profile(profile)
+
+
+def _keras_dataset(name: str, class_names: Sequence[str]) -> Dataset:
+    """``keras.datasets.<name>`` (downloaded to ``~/.keras/datasets`` when online)."""
+    import keras  # noqa: PLC0415
+
+    (xtr, ytr), (xte, yte) = getattr(keras.datasets, name).load_data()
+    return Dataset(
+        xtr,
+        ytr.reshape(-1).astype(np.int64),
+        xte,
+        yte.reshape(-1).astype(np.int64),
+        list(class_names),
+        source=f"keras.datasets.{name}",
+        name=name,
+    )
+
+
+def _cifar10_stand_in(folder: Path, seed: int, reason: str) -> tuple[Dataset, str]:
+    """scikit-learn's digits as 32x32 RGB in place of CIFAR-10, and the message announcing it."""
     x, y = _digits_as_images(32, rgb=True)
     xtr, xte, ytr, yte = _split_arrays(x, y, 1 / 6, seed)
-    return Dataset(
+    ds = Dataset(
         xtr,
         ytr,
         xte,
@@ -404,6 +442,11 @@ def load_cifar10(profile=None, seed: int = 0) -> Dataset:
         stand_in=True,
         name="digits-32x32-rgb (stand-in for cifar10)",
         steps=(f"split test 1/6 seed {seed}",),
+    )
+    return ds, (
+        f"CIFAR-10 is not available here (no folder {folder}; keras.datasets failed: {reason}). "
+        "The smoke profile uses a STAND-IN: scikit-learn's bundled 8x8 digits upscaled to 32x32 RGB. "
+        "Its numbers say nothing about CIFAR-10."
     )
 
 
@@ -418,29 +461,21 @@ def load_mnist() -> Dataset:
         DatasetUnavailable: no local copy and no download; says where to put the images.
     """
     folder = data_dir() / "mnist"
-    if folder.is_dir():
-        ds = load_image_folder(folder)
-        return replace(ds, x_train=ds.x_train[..., 0], x_test=ds.x_test[..., 0], name="mnist")
-    try:
-        import keras  # noqa: PLC0415
-
-        (xtr, ytr), (xte, yte) = keras.datasets.mnist.load_data()
-    except Exception as err:  # offline, or a broken download
-        reason = f"{type(err).__name__}: {err}".splitlines()[0][:200]
-        raise DatasetUnavailable(
+    return _first_source(
+        folder,
+        _read_mnist_folder,
+        partial(_keras_dataset, "mnist", [str(i) for i in range(10)]),
+        lambda reason: (
             f"MNIST not found: no image folder at {folder} and keras.datasets.mnist failed "
             f"({reason}). Put it at {folder} as train/<digit>/*.png and test/<digit>/*.png, run "
             "once with network access, or use the bundled digits (DATASET = 'digits')."
-        ) from err
-    return Dataset(
-        xtr,
-        ytr.astype(np.int64),
-        xte,
-        yte.astype(np.int64),
-        [str(i) for i in range(10)],
-        source="keras.datasets.mnist",
-        name="mnist",
+        ),
     )
+
+
+def _read_mnist_folder(folder: Path) -> Dataset:
+    ds = load_image_folder(folder)
+    return replace(ds, x_train=ds.x_train[..., 0], x_test=ds.x_test[..., 0], name="mnist")
 
 
 def load_digits_dataset(seed: int = 0, test_fraction: float = 0.3) -> Dataset:
@@ -498,10 +533,7 @@ def load_flowers102(
         DataError: a ``path`` that does not exist, or no source outside the smoke profile (the
             message says where to put the images and how to install tensorflow-datasets).
     """
-    from .profiles import get_profile  # noqa: PLC0415
-    from .session import current  # noqa: PLC0415
-
-    prof = current().profile if profile is None else get_profile(profile)
+    prof = _profile(profile)
     if path is not None and not Path(path).is_dir():
         raise DataError(
             f"Flowers folder {path} does not exist. Give the folder that holds "
@@ -509,55 +541,75 @@ def load_flowers102(
             "$SUITE_DATA_DIR/flowers102 or tensorflow-datasets."
         )
     folder = Path(path) if path is not None else data_dir() / "flowers102"
-    if folder.is_dir():
-        ds = replace(load_image_folder(folder, image_size=image_size), name="flowers102")
-        if len(ds.x_test) == 0:
-            ds = train_test_split_dataset(ds, test_fraction, seed)
-            ds.notes.append(f"split stratified {1 - test_fraction:.0%} / {test_fraction:.0%}")
-        return ds
-    try:
-        import tensorflow_datasets as tfds  # noqa: PLC0415
-
-        splits, info = tfds.load(
-            "oxford_flowers102",
-            split=["train", "validation", "test"],
-            as_supervised=True,
-            with_info=True,
-        )
-        arrays = []
-        for split in splits:
-            pairs = list(tfds.as_numpy(split))
-            x = np.stack([_resize_images(img[None], image_size)[0] for img, _ in pairs])
-            arrays.append((x, np.asarray([lab for _, lab in pairs], dtype=np.int64)))
-        (x1, y1), (x2, y2), (xte, yte) = arrays
-        return Dataset(
-            np.concatenate([x1, x2]),
-            np.concatenate([y1, y2]),
-            xte,
-            yte,
-            list(info.features["label"].names),
-            source="tensorflow_datasets oxford_flowers102 (train+validation / test)",
-            name="flowers102",
-        )
-    except Exception as err:  # not installed, offline, or a broken download
-        reason = f"{type(err).__name__}: {err}".splitlines()[0][:200]
-    if prof.name != "smoke" and stand_in_per_class is None:
-        raise DatasetUnavailable(
+    allowed = prof.name == "smoke" or stand_in_per_class is not None
+    return _first_source(
+        folder,
+        partial(
+            _read_flowers_folder, image_size=image_size, test_fraction=test_fraction, seed=seed
+        ),
+        partial(_tfds_flowers102, image_size),
+        lambda reason: (
             f"Oxford Flowers 102 not found: no image folder at {folder} and tensorflow-datasets "
             f"failed ({reason}). Put the images at {folder} as train/<class>/*.jpg and "
             "test/<class>/*.jpg (or pass the folder), or `pip install tensorflow-datasets` and "
             "run once with network access."
-        )
+        ),
+        partial(_flowers_stand_in, folder, image_size, prof, seed, stand_in_per_class)
+        if allowed
+        else None,
+    )
+
+
+def _read_flowers_folder(folder: Path, image_size, test_fraction: float, seed: int) -> Dataset:
+    """The flowers' image folder; a single ``<class>/*`` level is split stratified."""
+    ds = replace(load_image_folder(folder, image_size=image_size), name="flowers102")
+    if len(ds.x_test) == 0:
+        ds = train_test_split_dataset(ds, test_fraction, seed)
+        ds.notes.append(f"split stratified {1 - test_fraction:.0%} / {test_fraction:.0%}")
+    return ds
+
+
+def _tfds_flowers102(image_size) -> Dataset:
+    """``tensorflow_datasets``' oxford_flowers102: train + validation for training, test."""
+    import tensorflow_datasets as tfds  # noqa: PLC0415
+
+    splits, info = tfds.load(
+        "oxford_flowers102",
+        split=["train", "validation", "test"],
+        as_supervised=True,
+        with_info=True,
+    )
+    arrays = []
+    for split in splits:
+        pairs = list(tfds.as_numpy(split))
+        x = np.stack([_resize_images(img[None], image_size)[0] for img, _ in pairs])
+        arrays.append((x, np.asarray([lab for _, lab in pairs], dtype=np.int64)))
+    (x1, y1), (x2, y2), (xte, yte) = arrays
+    return Dataset(
+        np.concatenate([x1, x2]),
+        np.concatenate([y1, y2]),
+        xte,
+        yte,
+        list(info.features["label"].names),
+        source="tensorflow_datasets oxford_flowers102 (train+validation / test)",
+        name="flowers102",
+    )
+
+
+def _flowers_stand_in(
+    folder: Path, image_size, prof, seed: int, per_class: int | None, reason: str
+) -> tuple[Dataset, str]:
+    """CIFAR-10 resized to ``image_size`` in place of the flowers, and the message announcing it."""
     cifar = load_cifar10(profile=prof, seed=seed).for_profile(prof, seed)
-    if stand_in_per_class is not None:
-        cifar = cifar.subset(stand_in_per_class, prof.test_per_class, seed=seed)
-    _announce(
+    if per_class is not None:
+        cifar = cifar.subset(per_class, prof.test_per_class, seed=seed)
+    message = (
         f"Oxford Flowers 102 is not available here (no folder {folder}; tensorflow-datasets: "
         f"{reason}). Used instead: a STAND-IN, CIFAR-10 ({cifar.source}, "
         f"{cifar.num_classes} classes, {len(cifar.x_train) // cifar.num_classes} training "
         f"images per class) resized to {image_size} px. Its numbers say nothing about flowers."
     )
-    return replace(
+    ds = replace(
         cifar,
         x_train=_resize_images(cifar.x_train, image_size),
         x_test=_resize_images(cifar.x_test, image_size),
@@ -565,6 +617,7 @@ def load_flowers102(
         stand_in=True,
         name=f"{cifar.name} (stand-in for flowers102)",
     )
+    return ds, message
 
 
 # --------------------------------------------------------------------------- subsets and splits

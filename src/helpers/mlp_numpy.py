@@ -282,22 +282,13 @@ class MLP:
         if val is not None:
             history.update(val_loss=[], val_accuracy=[])
         self.epoch_times_s = []
-        n = len(x)
         for _ in range(int(epochs)):
             start = time.perf_counter()
-            order = rng.permutation(n)
-            loss_sum, correct = 0.0, 0
-            for i in range(0, n, batch_size):
-                idx = order[i : i + batch_size]
-                acts = fwd(self.weights, self.biases, x[idx])
-                loss_sum += cross_entropy(acts[-1], y[idx]) * len(idx)
-                correct += int((acts[-1].argmax(axis=1) == y[idx]).sum())
-                grad_w, grad_b = bwd(self.weights, acts, y[idx])
-                for layer in range(len(self.weights)):
-                    self.weights[layer] -= lr * grad_w[layer]
-                    self.biases[layer] -= lr * grad_b[layer]
-            history["loss"].append(loss_sum / n)
-            history["accuracy"].append(correct / n)
+            loss, accuracy = self._train_epoch(
+                x, y, rng.permutation(len(x)), batch_size, lr, fwd, bwd
+            )
+            history["loss"].append(loss)
+            history["accuracy"].append(accuracy)
             if val is not None:
                 proba = fwd(self.weights, self.biases, val[0])[-1]
                 history["val_loss"].append(cross_entropy(proba, val[1]))
@@ -306,6 +297,24 @@ class MLP:
             if not np.isfinite(history["loss"][-1]):
                 break
         return history
+
+    def _train_epoch(
+        self, x, y, order, batch_size: int, lr: float, fwd, bwd
+    ) -> tuple[float, float]:
+        """One epoch of SGD over the rows of ``x`` in ``order``: the mean loss and the accuracy
+        over its batches (weights changing as it goes)."""
+        n = len(x)
+        loss_sum, correct = 0.0, 0
+        for i in range(0, n, batch_size):
+            idx = order[i : i + batch_size]
+            acts = fwd(self.weights, self.biases, x[idx])
+            loss_sum += cross_entropy(acts[-1], y[idx]) * len(idx)
+            correct += int((acts[-1].argmax(axis=1) == y[idx]).sum())
+            grad_w, grad_b = bwd(self.weights, acts, y[idx])
+            for layer in range(len(self.weights)):
+                self.weights[layer] -= lr * grad_w[layer]
+                self.biases[layer] -= lr * grad_b[layer]
+        return loss_sum / n, correct / n
 
 
 def numeric_gradients(net: MLP, x: np.ndarray, y: np.ndarray, eps: float = 1e-6):

@@ -8,6 +8,8 @@ visible where the experiment is described.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 
 def leaf_layers(model) -> list:
     """The layers of ``model`` with nested models (a backbone, a ``Sequential`` block) opened up,
@@ -61,17 +63,7 @@ def conv_front(
     from keras import layers  # noqa: PLC0415  (keras only once the backend is settled)
 
     poolings = {"avg": layers.AveragePooling2D, "max": layers.MaxPooling2D}
-    if not len(filters) == len(kernel_sizes) == len(strides):
-        raise ValueError(
-            f"conv_front: filters {tuple(filters)}, kernel_sizes {tuple(kernel_sizes)} and "
-            f"strides {tuple(strides)} need one entry per conv layer (the same length)."
-        )
-    if padding not in ("same", "valid"):
-        raise ValueError(f"conv_front: padding {padding!r} must be 'same' or 'valid'.")
-    if pooling is not None and pooling not in poolings:
-        raise ValueError(f"conv_front: pooling {pooling!r} must be None, 'avg' or 'max'.")
-    if not 0.0 <= dropout < 1.0:
-        raise ValueError(f"conv_front: dropout {dropout} must be a rate in [0, 1).")
+    _check_conv_front(filters, kernel_sizes, strides, padding, pooling, dropout)
     out = []
     for f, k, s in zip(filters, kernel_sizes, strides, strict=True):
         if batch_norm:
@@ -87,6 +79,21 @@ def conv_front(
     if dropout:
         out.append(layers.Dropout(dropout))
     return out
+
+
+def _check_conv_front(filters, kernel_sizes, strides, padding, pooling, dropout) -> None:
+    """Raise a ValueError naming the :func:`conv_front` argument that cannot build its layers."""
+    if not len(filters) == len(kernel_sizes) == len(strides):
+        raise ValueError(
+            f"conv_front: filters {tuple(filters)}, kernel_sizes {tuple(kernel_sizes)} and "
+            f"strides {tuple(strides)} need one entry per conv layer (the same length)."
+        )
+    if padding not in ("same", "valid"):
+        raise ValueError(f"conv_front: padding {padding!r} must be 'same' or 'valid'.")
+    if pooling is not None and pooling not in ("avg", "max"):
+        raise ValueError(f"conv_front: pooling {pooling!r} must be None, 'avg' or 'max'.")
+    if not 0.0 <= dropout < 1.0:
+        raise ValueError(f"conv_front: dropout {dropout} must be a rate in [0, 1).")
 
 
 def mlp(
@@ -174,29 +181,13 @@ def vgg_style(
         [Conv32-Conv32-MaxPool] [Conv64-Conv64-MaxPool] [Conv128-Conv128-MaxPool-MaxPool]
         Flatten Dense256 Dense64 Dense10-softmax          (3x3 kernels, ReLU, 'same' padding)
 
-    Args:
-        input_shape: ``(height, width, channels)`` of the uint8 input images (values 0-255; the
-            first layer rescales them to [0, 1]).
-        filters: convolution filters of each block; its length is the number of blocks.
-        convs_per_block: convolutions in every block.
-        kernel_size: side of the square convolution kernels, in pixels.
-        padding: ``"same"`` or ``"valid"`` for every convolution.
-        dense: units of the hidden dense layers, in order (may be empty).
-        dropout: rate of a ``Dropout`` layer after every block and every hidden dense layer
-            (0 = none).
-        l1, l2: ``keras.regularizers.L1L2`` factors on the kernels of every convolution and
-            hidden dense layer (0 and 0 = no regularizer).
-        extra_pool: a second 2x2 max pooling after the last block (as in the Neural Networks HW3
-            base model).
-        batch_norm: ``Conv -> BatchNormalization -> ReLU`` (convolutions without bias) instead
-            of ``Conv(ReLU)``.
-        num_classes: units of the softmax output.
-        last_conv_padding: padding of the very last convolution only (``None``: ``padding``);
-            the report's 'valid' variant keeps its last convolution 'same' so the 32x32 input
-            does not shrink to nothing.
-        bn_momentum: momentum of the batch normalization's moving mean and variance (Keras's
-            default 0.99; PyTorch's default ``momentum=0.1`` corresponds to 0.9 here).
-        name: the model's name.
+    ``input_shape`` is one uint8 image (values 0-255, rescaled to [0, 1] first); ``filters``
+    the filters of each block (its length: the number of blocks); ``kernel_size`` the side of
+    the square kernels; ``dense`` the hidden dense units (may be empty); ``num_classes`` the
+    softmax units; ``name`` the model's name. :class:`_Vgg` explains the layer settings
+    (``padding``, ``last_conv_padding``, ``dropout``, ``l1``, ``l2``, ``batch_norm``,
+    ``bn_momentum``); ``extra_pool`` adds a second 2x2 max pooling after the last block (as in
+    the HW3 base model).
 
     Raises:
         ValueError: a value that cannot build a model (unknown padding, no blocks, a rate
@@ -205,43 +196,94 @@ def vgg_style(
     import keras  # noqa: PLC0415  (helpers must not import keras before setup())
     from keras import layers  # noqa: PLC0415
 
-    for label, value in (("padding", padding), ("last_conv_padding", last_conv_padding)):
-        if value not in ("same", "valid") and not (label == "last_conv_padding" and value is None):
-            raise ValueError(f"vgg_style: {label}={value!r}; use 'same' or 'valid'.")
-    filters = tuple(filters)
-    if not filters or min(filters) < 1 or convs_per_block < 1 or kernel_size < 1:
-        raise ValueError(
-            f"vgg_style: need at least one block with positive sizes; got filters={filters}, "
-            f"convs_per_block={convs_per_block}, kernel_size={kernel_size}."
-        )
-    if not 0.0 <= dropout < 1.0:
-        raise ValueError(f"vgg_style: dropout={dropout} must be in [0, 1).")
-    if l1 < 0 or l2 < 0:
-        raise ValueError(f"vgg_style: l1={l1} and l2={l2} must not be negative.")
-
-    def regularizer():
-        return keras.regularizers.L1L2(l1=l1, l2=l2) if (l1 or l2) else None
-
+    spec = _Vgg(kernel_size, padding, last_conv_padding, dropout, l1, l2, batch_norm, bn_momentum)
+    filters = spec.check(tuple(filters), convs_per_block)
     inputs = keras.Input(shape=tuple(input_shape), name="image")
     x = layers.Rescaling(1.0 / 255, name="rescale")(inputs)
     for b, n_filters in enumerate(filters, start=1):
-        for c in range(1, convs_per_block + 1):
-            last = b == len(filters) and c == convs_per_block
-            pad = last_conv_padding if (last and last_conv_padding) else padding
-            conv = layers.Conv2D(
-                n_filters,
-                kernel_size,
-                padding=pad,
-                activation=None if batch_norm else "relu",
-                use_bias=not batch_norm,
-                kernel_regularizer=regularizer(),
-                name=f"block{b}_conv{c}",
+        last = b == len(filters)
+        pools = 2 if (extra_pool and last) else 1
+        x = spec.block(x, b, n_filters, convs_per_block, last=last, pools=pools)
+    x = layers.Flatten(name="flatten")(x)
+    for i, units in enumerate(dense, start=1):
+        x = spec.dense(x, i, units)
+    outputs = layers.Dense(num_classes, activation="softmax", name="output")(x)
+    return keras.Model(inputs, outputs, name=name)
+
+
+@dataclass(frozen=True)
+class _Vgg:
+    """The layer settings of :func:`vgg_style`, and the blocks and dense layers built with them.
+
+    Attributes:
+        kernel_size: side of the square convolution kernels, in pixels.
+        padding: ``"same"`` or ``"valid"`` for every convolution.
+        last_conv_padding: padding of the very last convolution only (``None``: ``padding``);
+            the report's 'valid' variant keeps its last convolution 'same' so the 32x32 input
+            does not shrink to nothing.
+        dropout: rate of a ``Dropout`` layer after every block and every hidden dense layer
+            (0 = none).
+        l1, l2: ``keras.regularizers.L1L2`` factors on the kernels of every convolution and
+            hidden dense layer (0 and 0 = no regularizer).
+        batch_norm: ``Conv -> BatchNormalization -> ReLU`` (convolutions without bias) instead
+            of ``Conv(ReLU)``.
+        bn_momentum: momentum of the batch normalization's moving mean and variance (Keras's
+            default 0.99; PyTorch's default ``momentum=0.1`` corresponds to 0.9 here).
+    """
+
+    kernel_size: int
+    padding: str
+    last_conv_padding: str | None
+    dropout: float
+    l1: float
+    l2: float
+    batch_norm: bool
+    bn_momentum: float
+
+    def check(self, filters: tuple, convs_per_block: int) -> tuple:
+        """``filters``, once every setting is known to build a model (else a ValueError)."""
+        pads = (("padding", self.padding), ("last_conv_padding", self.last_conv_padding))
+        for label, value in pads:
+            if value not in ("same", "valid") and not (
+                label == "last_conv_padding" and value is None
+            ):
+                raise ValueError(f"vgg_style: {label}={value!r}; use 'same' or 'valid'.")
+        if not filters or min(filters) < 1 or convs_per_block < 1 or self.kernel_size < 1:
+            raise ValueError(
+                f"vgg_style: need at least one block with positive sizes; got filters={filters}, "
+                f"convs_per_block={convs_per_block}, kernel_size={self.kernel_size}."
             )
-            x = conv(x)
-            if batch_norm:
-                x = layers.BatchNormalization(momentum=bn_momentum, name=f"block{b}_bn{c}")(x)
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"vgg_style: dropout={self.dropout} must be in [0, 1).")
+        if self.l1 < 0 or self.l2 < 0:
+            raise ValueError(f"vgg_style: l1={self.l1} and l2={self.l2} must not be negative.")
+        return filters
+
+    def regularizer(self):
+        import keras  # noqa: PLC0415
+
+        return keras.regularizers.L1L2(l1=self.l1, l2=self.l2) if (self.l1 or self.l2) else None
+
+    def block(self, x, b: int, n_filters: int, convs: int, *, last: bool, pools: int):
+        """Block ``b``: ``convs`` convolutions, ``pools`` 2x2 max poolings, dropout."""
+        from keras import layers  # noqa: PLC0415
+
+        for c in range(1, convs + 1):
+            pad = self.padding
+            if last and c == convs and self.last_conv_padding:
+                pad = self.last_conv_padding
+            x = layers.Conv2D(
+                n_filters,
+                self.kernel_size,
+                padding=pad,
+                activation=None if self.batch_norm else "relu",
+                use_bias=not self.batch_norm,
+                kernel_regularizer=self.regularizer(),
+                name=f"block{b}_conv{c}",
+            )(x)
+            if self.batch_norm:
+                x = layers.BatchNormalization(momentum=self.bn_momentum, name=f"block{b}_bn{c}")(x)
                 x = layers.Activation("relu", name=f"block{b}_relu{c}")(x)
-        pools = 2 if (extra_pool and b == len(filters)) else 1
         for p in range(1, pools + 1):
             if x.shape[1] < 2 or x.shape[2] < 2:
                 raise ValueError(
@@ -249,17 +291,20 @@ def vgg_style(
                     f"{p} of block {b}; use fewer blocks, 'same' padding or a larger input."
                 )
             x = layers.MaxPooling2D(2, name=f"block{b}_pool{p}")(x)
-        if dropout:
-            x = layers.Dropout(dropout, name=f"block{b}_dropout")(x)
-    x = layers.Flatten(name="flatten")(x)
-    for i, units in enumerate(dense, start=1):
+        if self.dropout:
+            x = layers.Dropout(self.dropout, name=f"block{b}_dropout")(x)
+        return x
+
+    def dense(self, x, i: int, units: int):
+        """Hidden dense layer ``i`` (ReLU), and its dropout."""
+        from keras import layers  # noqa: PLC0415
+
         x = layers.Dense(
-            units, activation="relu", kernel_regularizer=regularizer(), name=f"dense{i}"
+            units, activation="relu", kernel_regularizer=self.regularizer(), name=f"dense{i}"
         )(x)
-        if dropout:
-            x = layers.Dropout(dropout, name=f"dense{i}_dropout")(x)
-    outputs = layers.Dense(num_classes, activation="softmax", name="output")(x)
-    return keras.Model(inputs, outputs, name=name)
+        if self.dropout:
+            x = layers.Dropout(self.dropout, name=f"dense{i}_dropout")(x)
+        return x
 
 
 def describe(model) -> str:

@@ -9,7 +9,7 @@ trained with JAX on a GPU is reused by a TensorFlow re-render on a laptop, and t
 records serve every clone.
 
 The key also holds the version of the code that trains and evaluates
-(``config["implementation"]``, stamped by :mod:`helpers.training`), so changing that code
+(``config["implementation"]``, stamped by :mod:`helpers.record_key`), so changing that code
 retrains on purpose. A record is strict JSON: values that are NaN or infinite (a diverged run)
 are stored as ``null`` and the record says ``"diverged": true``. Provenance holds no absolute
 path of the machine: a path in the data folder is stored as ``$SUITE_DATA_DIR/<relative>``.
@@ -45,7 +45,7 @@ from .session import current, library_versions, portable_paths
 __all__ = ["RECORD_VERSION", "Record", "RecordError", "RecordVersionError", "atomic_write"]
 
 RECORD_VERSION = 3
-# The code version that made every record of versions 1 and 2 (all made by helpers.training):
+# The code version that made every record of version 2 (all made by helpers.training):
 # upgrading such a record stamps it into the key as ``config["implementation"]``.
 LEGACY_IMPLEMENTATION = "helpers.training v1"
 
@@ -184,13 +184,12 @@ class Record:
     def from_dict(cls, d: dict) -> Record:
         """A record from its JSON fields, checked field by field; older layouts are upgraded.
 
-        A version-1 record (provenance in top-level fields, data source inside the key) keeps
-        ``record_version == 1`` until :func:`upgrade` gives it the key of a config. A version-2
-        record gets the key of version 3 here (:func:`_upgrade_v2`) and keeps
+        A version-2 record gets the key of version 3 here (:func:`_upgrade_v2`) and keeps
         ``record_version == 2`` until it is written again. ``null`` metrics become NaN.
 
         Raises:
             RecordVersionError: a record of a newer version than :data:`RECORD_VERSION`.
+            _FieldError: a version-1 record (no longer read: no record needs it).
             _FieldError: a field that is missing or of the wrong type (named).
         """
         if not isinstance(d, dict):
@@ -203,9 +202,12 @@ class Record:
                 f"record version {version}, written by a newer version of the suite; this code "
                 f"reads versions up to {RECORD_VERSION}"
             )
-        d = dict(d)
         if version < 2:
-            d = _upgrade_v1_layout(d)
+            raise _FieldError(
+                f"record version {version}, which this suite no longer reads (it reads versions "
+                f"2 to {RECORD_VERSION}); delete the file and run the experiment again"
+            )
+        d = dict(d)
         known = {f.name for f in fields(cls)} - set(cls._NOT_STORED)
         unknown = set(d) - known
         if unknown:
@@ -617,10 +619,12 @@ def cached(
 
     A stored record is reused (``reused=True``, nothing is run) when its key equals the key of
     ``config`` and ``force`` is off (default: the session's ``force_retrain``). Otherwise
-    ``run()`` makes a new record, which is written atomically over the old file. A record of an
-    older version that describes the same run (see :func:`upgrade`, :func:`_upgrade_v2`) is
-    rewritten in the current version instead of being run again. The whole check-run-write
-    holds the run's lock (:func:`run_lock`), so a second process waits and then reuses it.
+    ``run()`` makes a new record, which is written atomically over the old file. A version-2
+    record of the same run (its key upgraded: :func:`_upgrade_v2`) is rewritten in the current
+    version instead of being run again. The whole check-run-write holds the run's lock
+    (:func:`run_lock`), so a second process waits and then reuses it. ``provenance`` (where and
+    how ``run()`` would make the record) is not needed here since version-1 records are no
+    longer read; it is still accepted so that callers need not change.
 
     Raises:
         RecordVersionError: the stored record is of a newer version (even with ``force``).
@@ -634,8 +638,6 @@ def cached(
         refuse_newer(path)
         if path.is_file() and not force:
             rec = Record.load(path)
-            if rec.record_version < 2:
-                rec = upgrade(rec, config, provenance) or rec
             if rec.config_hash == key:
                 if rec.record_version < RECORD_VERSION:
                     rec = _rewrite(rec)
@@ -673,20 +675,6 @@ def _translate(config: dict) -> dict:
     return json.loads(text)
 
 
-def _upgrade_v1_layout(d: dict) -> dict:
-    """A version-1 record's fields in the layout of version 2 (provenance in one field)."""
-    data = d.pop("data", {})
-    data = data if isinstance(data, dict) else {}
-    d["provenance"] = {
-        "data_source": data.get("source"),
-        "stand_in": data.get("stand_in", False),
-        "fingerprint": data.get("fingerprint"),
-        **{k: d.pop(k) for k in ("backend", "devices", "versions", "created") if k in d},
-    }
-    d["record_version"] = 1
-    return d
-
-
 def _upgrade_v2(d: dict) -> dict:
     """A checked version-2 record under the key of version 3.
 
@@ -709,43 +697,11 @@ def _upgraded_provenance(provenance: dict, old_key: str) -> dict:
     return {**provenance, "data_source": data_source, "upgraded_from_key": old_key}
 
 
-def upgrade(rec: Record, config: dict, provenance: dict) -> Record | None:
-    """Rewrite a version-1 record under the key of ``config`` if it describes the same run.
-
-    Version-1 keys hashed the data's source (an absolute path) and content hash. A v1 record is
-    the same run when its data content hash equals this data's (``provenance["fingerprint"]``)
-    and every other setting matches ``config`` (settings new since v1 aside: ``callbacks`` must
-    be empty, train predictions must be there if ``evaluate_train`` asks for them, and the
-    training code must still be :data:`LEGACY_IMPLEMENTATION`). Keys of records upgraded earlier
-    in this process that appear in its settings (runs that start from another run) are
-    translated. Returns the upgraded record (also written to its file), or ``None`` when it is
-    another run.
-    """
-    old = rec.config
-    if not old or rec.provenance.get("fingerprint") != provenance.get("fingerprint"):
-        return None
-    if rec.class_names != config.get("data", {}).get("classes", rec.class_names):
-        return None
-    if config.get("callbacks") or (config.get("evaluate_train") and rec.y_train_pred is None):
-        return None
-    drop = ("data", "callbacks", "evaluate_train")
-    old = {k: v for k, v in old.items() if k not in drop}
-    if "implementation" in config:
-        old = {**old, "implementation": LEGACY_IMPLEMENTATION}
-    if _translate(old) != {k: v for k, v in config.items() if k not in drop}:
-        return None
-    prov = _upgraded_provenance(rec.provenance, rec.config_hash)
-    new = replace(rec, config=config, config_hash=make_key(config), provenance=prov)
-    _UPGRADED[rec.config_hash] = new.config_hash
-    return _rewrite(new)
-
-
 def upgrade_files(root: Path | None = None) -> list[Path]:
     """Rewrite every version-2 record under ``<root>/results/`` as version 3; returns them.
 
     Records whose settings name other records' keys get the new keys whatever the order of the
-    files: the upgrade is repeated until no key changes. Version-1 records are left as they are
-    (they need their run's settings: :func:`cached` upgrades them).
+    files: the upgrade is repeated until no key changes.
     """
     paths = sorted(((root or current().root) / "results").glob("*/*/*.json"))
     old = [p for p in paths if Record.load(p).record_version == 2]

@@ -71,6 +71,12 @@ class Dataset:
     def num_classes(self) -> int:
         return len(self.class_names)
 
+    @property
+    def origin(self) -> str:
+        """:attr:`source` as outputs show it: a path in the data folder relative to it
+        (``image folder $SUITE_DATA_DIR/cifar10``), never a folder of one machine."""
+        return portable_paths(self.source)
+
     def subset(
         self, train_per_class: int | None, test_per_class: int | None = None, seed: int = 0
     ) -> Dataset:
@@ -146,7 +152,7 @@ class Dataset:
     def describe(self) -> str:
         """Shapes, dtype, class count and source in a few lines."""
         lines = [
-            f"source: {portable_paths(self.source)}",
+            f"source: {self.origin}",
             f"train: x {self.x_train.shape} {self.x_train.dtype}, y {self.y_train.shape}",
             f"test:  x {self.x_test.shape} {self.x_test.dtype}, y {self.y_test.shape}",
             f"classes ({self.num_classes}): {', '.join(self.class_names)}",

@@ -252,8 +252,8 @@ def pick_backbone(preferred: str, requested: str = "auto") -> str:
             f"Backbone: EfficientNet-Lite0 with its real ImageNet weights (installed with pip). "
             f"The assignment's {DISPLAY_NAMES[preferred]} cannot be used here: its ImageNet weights "
             f"could not be loaded ({reason}). Every run below follows the assignment's protocol on "
-            f"EfficientNet-Lite0 instead; on a machine online, BACKBONE='{preferred}' runs it on "
-            f"{DISPLAY_NAMES[preferred]}."
+            f"EfficientNet-Lite0 instead; where Keras can download its weights (online), 'auto' "
+            f"picks {DISPLAY_NAMES[preferred]}."
         )
         return LITE0
     print(f"Backbone: {DISPLAY_NAMES[preferred]} with its ImageNet weights, as in the report.")

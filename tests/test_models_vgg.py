@@ -14,7 +14,7 @@ from helpers.models import vgg_style  # noqa: E402
 
 
 def report_base_model():
-    """Seed 002's base model, written out layer by layer as in the report (and notebook 05)."""
+    """The Neural Networks HW3 base model, written out layer by layer as in the report (and notebook 05)."""
     inp = keras.Input(shape=(32, 32, 3))
     x = layers.Rescaling(1.0 / 255)(inp)
     x = layers.Conv2D(32, (3, 3), activation="relu", padding="same")(x)

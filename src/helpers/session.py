@@ -38,6 +38,17 @@ def data_dir() -> Path:
     return Path(env).resolve() if env else project_root() / "data"
 
 
+def keras_home() -> Path:
+    """Where Keras caches downloads (``models/``, ``datasets/``): ``$KERAS_HOME``, else
+    ``~/.keras`` (``/tmp/.keras`` when the home folder is read-only), as Keras itself decides."""
+    try:
+        from keras.src.backend.config import keras_home as home  # noqa: PLC0415
+
+        return Path(home()).expanduser()
+    except ImportError:  # a Keras without this private helper
+        return Path(os.environ.get("KERAS_HOME", Path.home() / ".keras")).expanduser()
+
+
 DATA_DIR_TOKEN = "$SUITE_DATA_DIR"  # stands for the data folder in stored paths
 _ABSOLUTE_PATH = re.compile(r"(?<![\w$.])/[^\s:,;()\[\]]+")  # a POSIX absolute path in a text
 

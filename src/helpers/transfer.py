@@ -25,6 +25,7 @@ from . import efficientnet_lite
 from .models import leaf_layers
 from .profiles import get_profile
 from .session import current
+from .session import keras_home as _keras_home
 
 
 @dataclass(frozen=True)
@@ -109,17 +110,6 @@ def _spec(name: str) -> BackboneSpec:
     if key not in BACKBONES:
         raise ValueError(f"Unknown backbone {name!r}; available: {', '.join(BACKBONES)}.")
     return BACKBONES[key]
-
-
-def _keras_home() -> Path:
-    """Where Keras caches downloads: ``$KERAS_HOME``, else ``~/.keras`` (``/tmp/.keras`` when the
-    home folder is read-only), as Keras itself decides."""
-    try:
-        from keras.src.backend.config import keras_home  # noqa: PLC0415
-
-        return Path(keras_home()).expanduser()
-    except ImportError:  # a Keras without this private helper
-        return Path(os.environ.get("KERAS_HOME", Path.home() / ".keras")).expanduser()
 
 
 def preprocess_for(name: str):

@@ -13,7 +13,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import seaborn as sns
 
-from . import readings
+from . import readings, spread
 from .files import atomic_path
 from .readings import history_of
 from .session import current
@@ -178,6 +178,52 @@ def plot_bars(
         ax.legend()
     ax.set_xticks(x, labels, rotation=30, ha="right")
     ax.set_ylabel(ylabel)
+    if title:
+        ax.set_title(title)
+    return _finish(fig, None, save)
+
+
+def plot_seeds(
+    groups: Mapping[str, Sequence],
+    reported: Mapping[str, float] | None = None,
+    value=None,
+    xlabel: str = "test accuracy",
+    title: str | None = None,
+    save: str | None = None,
+):
+    """Every seed of every setting as a dot, the mean ± standard deviation as a bar over them, and
+    the report's value (a cross) where given. ``groups`` maps a label to its records (one per
+    seed); ``value(rec)`` is what is plotted (default: test accuracy)."""
+    value = value or spread.accuracy
+    labels = list(groups)
+    fig, ax = plt.subplots(figsize=(6.5, 0.45 * len(labels) + 1.4))
+    for i, label in enumerate(labels):
+        v = [value(r) for r in groups[label]]
+        s = spread.stats(v)
+        ax.scatter(v, [i] * len(v), s=22, color="tab:blue", alpha=0.7, zorder=3)
+        ax.errorbar(
+            s["mean"],
+            i,
+            xerr=0 if s["n"] < 2 else s["sd"],
+            fmt="|",
+            color="black",
+            markersize=14,
+            capsize=4,
+            zorder=2,
+        )
+        if reported and reported.get(label) is not None:
+            ax.scatter(reported[label], i, marker="x", color="tab:red", zorder=4)
+    ax.set_yticks(range(len(labels)), labels)
+    ax.invert_yaxis()
+    ax.set_xlabel(xlabel)
+    ax.grid(axis="x", alpha=0.3)
+    handles = [
+        plt.Line2D([], [], marker="o", ls="", color="tab:blue", label="one seed"),
+        plt.Line2D([], [], marker="|", ls="", color="black", markersize=12, label="mean ± sd"),
+    ]
+    if reported:
+        handles.append(plt.Line2D([], [], marker="x", ls="", color="tab:red", label="report"))
+    ax.legend(handles=handles, fontsize=8, loc="best")
     if title:
         ax.set_title(title)
     return _finish(fig, None, save)

@@ -124,6 +124,17 @@ class Record:
         return self.test["accuracy"]
 
     @property
+    def seed(self) -> int:
+        """The seed the run was trained with (part of its key)."""
+        return int(self.config.get("seed", 0))
+
+    @property
+    def run(self) -> str:
+        """The run's name without the seed suffix (:func:`seeded_name`): the same for every seed."""
+        suffix = f"_seed{self.seed}"
+        return self.name.removesuffix(suffix) if self.seed else self.name
+
+    @property
     def data(self) -> dict:
         """The data part of the key: dataset name, steps, classes, split sizes, sample shape."""
         return self.config.get("data", {})
@@ -481,6 +492,12 @@ def make_key(config: dict) -> str:
     """The record key: a short hash of ``config`` (sorted keys, JSON)."""
     text = json.dumps(config, sort_keys=True, default=jsonable)
     return hashlib.sha1(text.encode()).hexdigest()[:12]
+
+
+def seeded_name(name: str, seed: int) -> str:
+    """The record name of run ``name`` trained with ``seed``: ``name`` itself for seed 0, else
+    ``name_seed<seed>`` (so every seed has its own record, weights, logs and lock)."""
+    return name if seed == 0 else f"{name}_seed{seed}"
 
 
 def record_path(name: str) -> Path:

@@ -641,12 +641,15 @@ def cached(
     version instead of being run again. The whole check-run-write holds the run's lock
     (:func:`run_lock`), so a second process waits and then reuses it. ``provenance`` (where and
     how ``run()`` would make the record) is not needed here since version-1 records are no
-    longer read; it is still accepted so that callers need not change.
+    longer read; it is still accepted so that callers need not change. ``$SUITE_ONLY_RUN`` can
+    keep ``run()`` from running for a run without a record (:mod:`helpers.runplan`).
 
     Raises:
         RecordVersionError: the stored record is of a newer version (even with ``force``).
         RecordError: the stored record is unreadable or malformed (``force`` replaces it).
     """
+    from . import runplan  # noqa: PLC0415  (it imports Record from here)
+
     force = current().force_retrain if force is None else force
     config = normalized(config)
     key = make_key(config)
@@ -659,7 +662,10 @@ def cached(
                 if rec.record_version < RECORD_VERSION:
                     rec = _rewrite(rec)
                 rec.reused = True
+                runplan.note(name, config, key, recorded=True)
                 return rec
+        if (skipped := runplan.skipped(name, config, key)) is not None:
+            return skipped  # another run trains in this execution (make train)
         rec = run()
         if rec.config_hash != key:
             raise RuntimeError(

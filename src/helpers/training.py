@@ -8,7 +8,7 @@ for models that are not Keras models (NumPy MLPs).
 
 The names notebooks, tests and scripts use from here (``fit``, ``evaluate``,
 ``IMPLEMENTATION``, ...) stay importable from this module; ``fit`` and ``devices`` are looked up
-here when a run trains, so replacing ``training.fit`` (as ``scripts/gpu_full.py`` does) works.
+here when a run trains, so a test can replace ``training.fit``.
 """
 
 from __future__ import annotations
@@ -38,6 +38,7 @@ from .fitting import (
     default_callbacks,
     evaluate,
     fit,
+    jit_compile,
     steps_per_execution,
 )
 from .models import leaf_layers
@@ -74,6 +75,7 @@ __all__ = [
     "evaluate",
     "fit",
     "fit_and_record",
+    "jit_compile",
     "load_records",
     "record_path",
     "record_predictions",

@@ -229,6 +229,32 @@ def plot_seeds(
     return _finish(fig, None, save)
 
 
+def plot_layers(
+    frames: Mapping[str, object],
+    columns: Sequence[str] = ("output sd", "gradient norm", "dead units"),
+    log: Sequence[str] = ("output sd", "gradient norm"),
+    title: str | None = None,
+    save: str | None = None,
+):
+    """One panel per column of :func:`helpers.diagnostics.layer_statistics`, one line per model:
+    the value at each weight layer, from the first (1) to the output. ``frames`` maps a label to
+    that model's table; the columns named in ``log`` get a logarithmic axis (zeros left out)."""
+    fig, axes = plt.subplots(1, len(columns), figsize=(4.2 * len(columns), 3.6), squeeze=False)
+    for ax, column in zip(axes[0], columns, strict=True):
+        for label, frame in frames.items():
+            v = np.asarray(frame[column], dtype=float)
+            if column in log:
+                v = np.where(v > 0, v, np.nan)
+            ax.plot(np.arange(1, len(v) + 1), v, marker="o", ms=3.5, label=label)
+        if column in log:
+            ax.set_yscale("log")
+        ax.set_xlabel("weight layer (1 = first convolution)")
+        ax.set_title(column)
+        ax.grid(alpha=0.3)
+    axes[0][0].legend(fontsize=8)
+    return _finish(fig, title, save)
+
+
 def record_figures(rec, data, label: str, seed: int = 0, n: int = 16) -> None:
     """The figures of one record, each followed by the sentence that reads it: train and
     validation curves, ``n`` test images titled "pred (true)", train and test confusion matrices.

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import shutil
 import socket
 import subprocess
@@ -107,7 +108,8 @@ def test_make_train_on_a_head_node_named_by_ray_address(tmp_path, suite_root):
     checkout = _checkout(tmp_path, CELLS[:3])
     ray = shutil.which("ray", path=str(Path(sys.executable).parent)) or "ray"
     port = _free_port()
-    env = _env()
+    # Ray starts clusters with token authentication; head node and driver share this token
+    env = _env(RAY_AUTH_MODE="token", RAY_AUTH_TOKEN=secrets.token_hex(16))
     start = [ray, "start", "--head", "--num-cpus=1", f"--port={port}", "--include-dashboard=false"]
     try:
         for _ in range(2):  # on a loaded machine a first start can time out
@@ -116,7 +118,7 @@ def test_make_train_on_a_head_node_named_by_ray_address(tmp_path, suite_root):
                 break
             subprocess.run([ray, "stop", "--force"], env=env, capture_output=True)
         assert started.returncode == 0, started.stdout[-2000:] + started.stderr[-2000:]
-        out = _train(checkout, _env(RAY_ADDRESS=f"127.0.0.1:{port}"), "--no-render")
+        out = _train(checkout, {**env, "RAY_ADDRESS": f"127.0.0.1:{port}"}, "--no-render")
     finally:
         subprocess.run([ray, "stop", "--force"], env=env, capture_output=True)
     assert out.returncode == 0

@@ -63,7 +63,7 @@ class SkippedRun(Record):
 
 
 def placeholder(name: str, config: dict, key: str) -> SkippedRun:
-    """The :class:`SkippedRun` of run ``name`` with ``config`` and ``key`` in this session."""
+    """The :class:`SkippedRun` of run ``name`` with ``config`` and ``key`` in the current notebook."""
     sess, nan = current(), math.nan
     return SkippedRun(
         name=name, notebook=sess.notebook, profile=sess.profile.name, config=config,

@@ -187,8 +187,8 @@ def vgg_style(
     the square kernels; ``dense`` the hidden dense units (may be empty); ``num_classes`` the
     softmax units; ``name`` the model's name. :class:`_Vgg` explains the layer settings
     (``padding``, ``last_conv_padding``, ``dropout``, ``l1``, ``l2``, ``batch_norm``,
-    ``bn_momentum``, ``kernel_initializer``); ``extra_pool`` adds a second 2x2 max pooling after the last block (as in
-    the HW3 base model).
+    ``bn_momentum``, ``kernel_initializer``); ``extra_pool`` adds a second 2x2 max pooling
+    after the last block (as in the HW3 base model).
 
     Raises:
         ValueError: a value that cannot build a model (unknown padding, no blocks, a rate
@@ -197,17 +197,8 @@ def vgg_style(
     import keras  # noqa: PLC0415  (helpers must not import keras before setup())
     from keras import layers  # noqa: PLC0415
 
-    spec = _Vgg(
-        kernel_size,
-        padding,
-        last_conv_padding,
-        dropout,
-        l1,
-        l2,
-        batch_norm,
-        bn_momentum,
-        kernel_initializer,
-    )
+    knobs = (kernel_size, padding, last_conv_padding, dropout, l1, l2, batch_norm, bn_momentum)
+    spec = _Vgg(*knobs, kernel_initializer)
     filters = spec.check(tuple(filters), convs_per_block)
     inputs = keras.Input(shape=tuple(input_shape), name="image")
     x = layers.Rescaling(1.0 / 255, name="rescale")(inputs)

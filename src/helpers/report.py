@@ -18,11 +18,10 @@ import re
 from collections import defaultdict
 from pathlib import Path
 
-import numpy as np
-
 from .files import atomic_write
 from .records import Record, load_records
 from .session import project_root
+from .spread import stats
 
 START = "<!-- results-table:start -->"
 END = "<!-- results-table:end -->"
@@ -61,10 +60,10 @@ def _reported_text(reported: dict) -> str:
 
 def _accuracy_text(group: list[Record]) -> str:
     """Test accuracy of one run, or its mean ± sd over seeds, e.g. ``0.506 ± 0.010 (3 seeds)``."""
-    acc = np.array([rec.test["accuracy"] for rec in group], dtype=float)
-    if len(acc) == 1:
-        return f"{acc[0]:.3f}"
-    return f"{acc.mean():.3f} ± {acc.std(ddof=1):.3f} ({len(acc)} seeds)"
+    s = stats([rec.test["accuracy"] for rec in group])
+    if s["n"] == 1:
+        return f"{s['mean']:.3f}"
+    return f"{s['mean']:.3f} ± {s['sd']:.3f} ({s['n']} seeds)"
 
 
 def markdown_table(records: list[Record]) -> str:

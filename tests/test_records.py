@@ -91,7 +91,9 @@ def test_new_record_fields():
     assert rec.confusion_matrix == [[1, 0, 0], [0, 1, 0], [0, 1, 1]]
     assert rec.epochs_run == 2 and rec.y_test_pred == [0, 1, 2, 1]
     assert rec.y_train_pred == [0, 1, 1] and np.array(rec.train["confusion_matrix"]).sum() == 3
-    assert rec.backend == "numpy" and rec.provenance["data_source"] == STORED_SOURCE
+    assert (
+        rec.backend == "numpy" and rec.provenance["data_source"] == STORED_SOURCE == rec.data_source
+    )
     assert {"python", "numpy"} <= set(rec.provenance["versions"]) and rec.provenance["created"]
     assert rec.model is None  # not a Keras model
     stored = json.loads(rec.to_json())

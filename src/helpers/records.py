@@ -144,6 +144,11 @@ class Record:
         return self.provenance.get("backend", "?")
 
     @property
+    def data_source(self) -> str:
+        """Where the images were read from (provenance), e.g. ``image folder $SUITE_DATA_DIR/cifar10``."""
+        return self.provenance.get("data_source", "?")
+
+    @property
     def seconds_per_epoch(self) -> float:
         """Median time of one epoch (training and validation), in seconds."""
         return float(np.median(self.epoch_times_s)) if self.epoch_times_s else float("nan")

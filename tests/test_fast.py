@@ -179,6 +179,7 @@ def test_fit_recipe_resumes_from_its_epoch_backup(images, tmp_path):
     again = fast.build_net(recipe, seed=0)
     h, times = fast.fit_recipe(again, x, y, recipe, seed=0, jit_compile=False, backup=backup)
     assert len(h["loss"]) == 3 and len(times) == 3 and not backup.exists()
+    assert h.pop("resumed_after_epoch") == [2]
     np.testing.assert_allclose(h["loss"], h_whole["loss"], rtol=1e-4)
     for a, b in zip(again.weights, whole.weights, strict=True):
         np.testing.assert_allclose(

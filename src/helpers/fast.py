@@ -340,8 +340,9 @@ def fit_recipe(model, x, y, recipe: Recipe, seed: int, jit_compile="auto", log=N
     then runs one ``fit`` call per epoch on that epoch's :func:`epoch_images`, shuffled, whole
     batches only, the last epoch cut to ``recipe.epochs``. ``log``: a CSV file that gets one
     line per epoch (loss, accuracy). ``backup``: a folder where the state is saved after every
-    epoch (:class:`EpochBackup`), so that an interrupted run goes on from its last epoch.
-    Returns ``(history, epoch_times_s)``.
+    epoch (:class:`EpochBackup`), so that an interrupted run goes on from its last epoch
+    (``history["resumed_after_epoch"]`` then says after which). Returns
+    ``(history, epoch_times_s)``, the times of all epochs.
     """
     rng = np.random.default_rng(seed)
     if recipe.whiten:
@@ -362,6 +363,8 @@ def fit_recipe(model, x, y, recipe: Recipe, seed: int, jit_compile="auto", log=N
     flip_mask, onehot = rng.random(len(x)) < 0.5, np.eye(10, dtype="float32")[y]
     saved = EpochBackup(backup, model, lookahead, rng) if backup else None
     history, times, first = saved.restore() if saved else ({}, [], 0)
+    if first:  # the wall time of this call covers only the epochs after ``first``
+        history["resumed_after_epoch"] = [first]
     for epoch in range(first, math.ceil(recipe.epochs)):
         start = time.perf_counter()
         steps = min(per_epoch, total - epoch * per_epoch)

@@ -2,6 +2,8 @@
 #   make run    install into .venv, execute every notebook in place (each in the profile of its
 #               committed outputs unless PROFILE=smoke|quick|full),
 #               refresh figures/ and the README's notebook and results tables
+#   make train  install into .venv, train the runs without a record as Ray tasks (local Ray, or the
+#               cluster $RAY_ADDRESS names), then render those notebooks from the records
 #   make test   install into .venv, lint, unit tests, nbval of every notebook in the smoke profile
 PYTHON ?= python3
 VENV ?= .venv
@@ -12,7 +14,7 @@ NOTEBOOKS ?=
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 export PYTHONUNBUFFERED := 1
 
-.PHONY: install run test lint unit nbval table clean-results format
+.PHONY: install run train test lint unit nbval table clean-results format
 
 $(VENV)/.installed: requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -25,6 +27,12 @@ install: $(VENV)/.installed
 
 run: install
 	SUITE_PROFILE=$(PROFILE) $(PY) scripts/run_notebooks.py $(NOTEBOOKS)
+	$(PY) scripts/colab.py >/dev/null
+	$(PY) -m helpers.report --readme README.md
+
+# NOTEBOOKS empty: every notebook. The render at the end trains nothing (train.py checks it).
+train: install
+	SUITE_PROFILE=$(PROFILE) $(PY) scripts/train.py $(NOTEBOOKS)
 	$(PY) scripts/colab.py >/dev/null
 	$(PY) -m helpers.report --readme README.md
 

@@ -130,6 +130,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         choices=("tensorflow", "jax", "torch"),
         help="Keras backend (default: $KERAS_BACKEND, else tensorflow)",
     )
+    p.add_argument(
+        "--jit",
+        choices=("auto", "on", "off"),
+        help="XLA compilation of the train step (default: as training.fit: $SUITE_JIT_COMPILE, "
+        "else auto)",
+    )
     p.add_argument("--json", type=Path, help="also write the results to this JSON file")
     p.add_argument("--list", action="store_true", help="list the models and exit")
     args = p.parse_args(argv)
@@ -189,6 +195,8 @@ def time_model(spec, x, y, batch_size: int, epochs: int) -> dict:
     model = build()
     model.compile(optimizer=optimizer(), loss=loss, metrics=["accuracy"])
     model.steps_per_execution = training.steps_per_execution()  # as training.fit sets it
+    if (jit := training.jit_compile()) != "auto":  # as training.fit sets it
+        model.jit_compile = jit
     feed = training._pipeline(x, y, batch_size, True, 0, 10, one_hot)
 
     def fit(n_epochs, callbacks=()):
@@ -205,6 +213,7 @@ def time_model(spec, x, y, batch_size: int, epochs: int) -> dict:
     fit(epochs, [timer])
     seconds = float(np.median(timer.times))
     return {
+        "jit_compile": bool(model.jit_compile),
         "params": int(model.count_params()),
         "seconds_per_epoch": seconds,
         "images_per_second": len(x) / seconds,
@@ -213,6 +222,8 @@ def time_model(spec, x, y, batch_size: int, epochs: int) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.jit:
+        os.environ["SUITE_JIT_COMPILE"] = args.jit
     keras = use_backend(args.backend)
 
     from helpers.session import devices, library_versions  # noqa: PLC0415
@@ -229,6 +240,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"machine: {platform.platform()}, {os.cpu_count()} CPUs")
     x, y, source = load_images(args.images)
     print(f"images: {len(x)} from {source}; 1 warm-up epoch, then {args.epochs} timed")
+    print(f"jit_compile: {os.environ.get('SUITE_JIT_COMPILE') or 'auto'} (XLA train step)")
     print()
     print(f"{'model':13s} {'batch':>5s} {'params':>10s} {'images/s':>9s} {'s/epoch':>8s}")
 
@@ -244,7 +256,7 @@ def main(argv: list[str] | None = None) -> int:
             results.append({"model": name, "batch_size": batch, **r})
             print(
                 f"{name:13s} {batch:5d} {r['params']:10,d} {r['images_per_second']:9.0f} "
-                f"{r['seconds_per_epoch']:8.2f}",
+                f"{r['seconds_per_epoch']:8.2f}  jit {'on' if r['jit_compile'] else 'off'}",
                 flush=True,
             )
 

@@ -75,8 +75,7 @@ def execute(path: Path, profile: str | None = None) -> tuple[str, float]:
 
 
 def main() -> None:
-    # imported here, not at the top, so that select() works where Jupyter is not installed (the
-    # GPU machine, scripts/gpu_full.py)
+    # imported here, not at the top, so that select() works where Jupyter is not installed
     import nbformat
     from nbclient.exceptions import CellExecutionError
 

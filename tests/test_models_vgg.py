@@ -137,3 +137,15 @@ def test_batch_norm_and_forward_pass():
 def test_bad_values_raise_clear_errors(kwargs, message):
     with pytest.raises(ValueError, match=message):
         vgg_style(**kwargs)
+
+
+def test_kernel_initializer_of_hidden_layers_only():
+    def initializers(model):
+        return [
+            layer.get_config()["kernel_initializer"]["class_name"]
+            for layer in kinds(model, layers.Conv2D) + kinds(model, layers.Dense)
+        ]
+
+    assert set(initializers(vgg_style())) == {"GlorotUniform"}  # Keras's default, unchanged
+    he = initializers(vgg_style(kernel_initializer="he_normal"))
+    assert he == ["HeNormal"] * 8 + ["GlorotUniform"]  # 6 convolutions, 2 hidden dense, output

@@ -150,3 +150,16 @@ def test_figures_of_quick_and_full_runs_go_to_figures_notebook(suite_root):
     path = plotting.save_figure(plotting.plot_bars({"a": 0.5}), "bars")
     assert path == suite_root / "figures" / "unit" / "bars.png"
     _png_ok(path)
+
+
+def test_plot_layers_one_panel_per_column(figures):
+    import pandas as pd
+
+    frames = {
+        "a": pd.DataFrame({"output sd": [0.1, 0.05, 0.0], "dead units": [0.0, 0.5, np.nan]}),
+        "b": pd.DataFrame({"output sd": [0.3, 0.3], "dead units": [0.0, 0.1]}),
+    }
+    fig = plotting.plot_layers(frames, columns=("output sd", "dead units"), save="layers")
+    assert isinstance(fig, Figure) and len(fig.axes) == 2
+    assert fig.axes[0].get_yscale() == "log" and fig.axes[1].get_yscale() == "linear"
+    _png_ok(figures / "layers.png")

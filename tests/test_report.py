@@ -206,3 +206,18 @@ def test_cli_rejects_unknown_profiles(suite_root, capsys):
 def test_cli_in_process_without_records(suite_root, capsys):
     report.main([])
     assert "No experiment records" in capsys.readouterr().out
+
+
+def test_seeds_of_a_run_are_one_row_with_mean_and_sd():
+    seeds = [
+        make_record(name=n, acc=a, config={"seed": s})
+        for n, a, s in (("mlp", 0.50, 0), ("mlp_seed1", 0.52, 1), ("mlp_seed2", 0.54, 2))
+    ]
+    full_seed0 = make_record(name="cnn", profile="full", acc=0.8, config={"seed": 0})
+    quick_seed1 = make_record(name="cnn_seed1", acc=0.4, config={"seed": 1})
+    picked = report.pick_records([*seeds, full_seed0, quick_seed1])
+    assert [r.name for r in picked] == ["cnn", "mlp", "mlp_seed1", "mlp_seed2"]
+    table = report.markdown_table(picked)
+    assert "| 05_cnn | mlp | quick | 0.520 ± 0.020 (3 seeds) |" in table
+    assert "| 05_cnn | cnn | full | 0.800 |" in table
+    assert "mlp_seed1" not in table

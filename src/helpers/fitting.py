@@ -112,7 +112,7 @@ def steps_per_execution() -> int:
     A speed setting only, not part of a record's key: the same batches are trained in the same
     order, and the callbacks the suite uses act per epoch. It matters on a GPU, where the
     per-batch callbacks (TerminateOnNaN reads the loss) otherwise wait for every step
-    (``scripts/gpu_full.py`` sets 50).
+    (50 is a good start there).
     """
     text = os.environ.get("SUITE_STEPS_PER_EXECUTION", "").strip() or "1"
     try:
@@ -125,6 +125,34 @@ def steps_per_execution() -> int:
             "(or unset it)"
         )
     return n
+
+
+_JIT = {
+    "auto": "auto",
+    "on": True,
+    "1": True,
+    "true": True,
+    "off": False,
+    "0": False,
+    "false": False,
+}
+
+
+def jit_compile() -> bool | str:
+    """Whether :func:`fit` compiles the train and test steps with XLA: ``$SUITE_JIT_COMPILE``
+    (``auto``, ``on``/``1`` or ``off``/``0``), else ``auto``.
+
+    ``auto`` leaves the model as compiled, by default Keras's rule: off for TensorFlow on a
+    machine without a GPU (XLA made the suite's conv nets slower on a CPU, benchmarks/README.md),
+    on where TensorFlow sees a GPU and on JAX. ``off`` is the way around XLA failures on a GPU
+    (e.g. cuDNN autotuning errors). A speed setting, not part of a record's key.
+    """
+    text = os.environ.get("SUITE_JIT_COMPILE", "").strip().lower() or "auto"
+    if text not in _JIT:
+        raise ValueError(
+            f"SUITE_JIT_COMPILE={text!r}: give auto, on (1) or off (0), or unset it for auto"
+        )
+    return _JIT[text]
 
 
 def fit(
@@ -164,6 +192,8 @@ def fit(
     cbs += callbacks or []
     args, val_in = _fit_inputs(train, val, batch_size, sess.seed, num_classes, one_hot)
     model.steps_per_execution = steps_per_execution()
+    if (jit := jit_compile()) != "auto":
+        model.jit_compile = jit
     start = time.perf_counter()
     hist = model.fit(**args, validation_data=val_in, epochs=epochs, callbacks=cbs, verbose=verbose)
     wall = time.perf_counter() - start

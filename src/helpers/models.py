@@ -169,6 +169,7 @@ def vgg_style(
     *,
     last_conv_padding=None,
     bn_momentum=0.99,
+    kernel_initializer="glorot_uniform",
     name="vgg_style",
 ):
     """A VGG-style CNN: blocks of ``convs_per_block`` ReLU convolutions and a 2x2 max pooling,
@@ -186,8 +187,8 @@ def vgg_style(
     the square kernels; ``dense`` the hidden dense units (may be empty); ``num_classes`` the
     softmax units; ``name`` the model's name. :class:`_Vgg` explains the layer settings
     (``padding``, ``last_conv_padding``, ``dropout``, ``l1``, ``l2``, ``batch_norm``,
-    ``bn_momentum``); ``extra_pool`` adds a second 2x2 max pooling after the last block (as in
-    the HW3 base model).
+    ``bn_momentum``, ``kernel_initializer``); ``extra_pool`` adds a second 2x2 max pooling
+    after the last block (as in the HW3 base model).
 
     Raises:
         ValueError: a value that cannot build a model (unknown padding, no blocks, a rate
@@ -196,7 +197,8 @@ def vgg_style(
     import keras  # noqa: PLC0415  (helpers must not import keras before setup())
     from keras import layers  # noqa: PLC0415
 
-    spec = _Vgg(kernel_size, padding, last_conv_padding, dropout, l1, l2, batch_norm, bn_momentum)
+    knobs = (kernel_size, padding, last_conv_padding, dropout, l1, l2, batch_norm, bn_momentum)
+    spec = _Vgg(*knobs, kernel_initializer)
     filters = spec.check(tuple(filters), convs_per_block)
     inputs = keras.Input(shape=tuple(input_shape), name="image")
     x = layers.Rescaling(1.0 / 255, name="rescale")(inputs)
@@ -229,6 +231,10 @@ class _Vgg:
             of ``Conv(ReLU)``.
         bn_momentum: momentum of the batch normalization's moving mean and variance (Keras's
             default 0.99; PyTorch's default ``momentum=0.1`` corresponds to 0.9 here).
+        kernel_initializer: initializer of the kernels of every convolution and hidden dense
+            layer (the softmax layer keeps Keras's default); Keras's default
+            ``"glorot_uniform"``, or e.g. ``"he_normal"``, which keeps the variance of the
+            activations through ReLU layers.
     """
 
     kernel_size: int
@@ -239,6 +245,7 @@ class _Vgg:
     l2: float
     batch_norm: bool
     bn_momentum: float
+    kernel_initializer: str = "glorot_uniform"
 
     def check(self, filters: tuple, convs_per_block: int) -> tuple:
         """``filters``, once every setting is known to build a model (else a ValueError)."""
@@ -279,6 +286,7 @@ class _Vgg:
                 activation=None if self.batch_norm else "relu",
                 use_bias=not self.batch_norm,
                 kernel_regularizer=self.regularizer(),
+                kernel_initializer=self.kernel_initializer,
                 name=f"block{b}_conv{c}",
             )(x)
             if self.batch_norm:
@@ -300,7 +308,11 @@ class _Vgg:
         from keras import layers  # noqa: PLC0415
 
         x = layers.Dense(
-            units, activation="relu", kernel_regularizer=self.regularizer(), name=f"dense{i}"
+            units,
+            activation="relu",
+            kernel_regularizer=self.regularizer(),
+            kernel_initializer=self.kernel_initializer,
+            name=f"dense{i}",
         )(x)
         if self.dropout:
             x = layers.Dropout(self.dropout, name=f"dense{i}_dropout")(x)

@@ -13,7 +13,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import seaborn as sns
 
-from . import readings
+from . import readings, spread
 from .files import atomic_path
 from .readings import history_of
 from .session import current
@@ -181,6 +181,78 @@ def plot_bars(
     if title:
         ax.set_title(title)
     return _finish(fig, None, save)
+
+
+def plot_seeds(
+    groups: Mapping[str, Sequence],
+    reported: Mapping[str, float] | None = None,
+    value=None,
+    xlabel: str = "test accuracy",
+    title: str | None = None,
+    save: str | None = None,
+):
+    """Every seed of every setting as a dot, the mean ± standard deviation as a bar over them, and
+    the report's value (a cross) where given. ``groups`` maps a label to its records (one per
+    seed); ``value(rec)`` is what is plotted (default: test accuracy)."""
+    value = value or spread.accuracy
+    labels = list(groups)
+    fig, ax = plt.subplots(figsize=(6.5, 0.45 * len(labels) + 1.4))
+    for i, label in enumerate(labels):
+        v = [value(r) for r in groups[label]]
+        s = spread.stats(v)
+        ax.scatter(v, [i] * len(v), s=22, color="tab:blue", alpha=0.7, zorder=3)
+        ax.errorbar(
+            s["mean"],
+            i,
+            xerr=0 if s["n"] < 2 else s["sd"],
+            fmt="|",
+            color="black",
+            markersize=14,
+            capsize=4,
+            zorder=2,
+        )
+        if reported and reported.get(label) is not None:
+            ax.scatter(reported[label], i, marker="x", color="tab:red", zorder=4)
+    ax.set_yticks(range(len(labels)), labels)
+    ax.invert_yaxis()
+    ax.set_xlabel(xlabel)
+    ax.grid(axis="x", alpha=0.3)
+    handles = [
+        plt.Line2D([], [], marker="o", ls="", color="tab:blue", label="one seed"),
+        plt.Line2D([], [], marker="|", ls="", color="black", markersize=12, label="mean ± sd"),
+    ]
+    if reported:
+        handles.append(plt.Line2D([], [], marker="x", ls="", color="tab:red", label="report"))
+    ax.legend(handles=handles, fontsize=8, loc="best")
+    if title:
+        ax.set_title(title)
+    return _finish(fig, None, save)
+
+
+def plot_layers(
+    frames: Mapping[str, object],
+    columns: Sequence[str] = ("output sd", "gradient norm", "dead units"),
+    log: Sequence[str] = ("output sd", "gradient norm"),
+    title: str | None = None,
+    save: str | None = None,
+):
+    """One panel per column of :func:`helpers.diagnostics.layer_statistics`, one line per model:
+    the value at each weight layer, from the first (1) to the output. ``frames`` maps a label to
+    that model's table; the columns named in ``log`` get a logarithmic axis (zeros left out)."""
+    fig, axes = plt.subplots(1, len(columns), figsize=(4.2 * len(columns), 3.6), squeeze=False)
+    for ax, column in zip(axes[0], columns, strict=True):
+        for label, frame in frames.items():
+            v = np.asarray(frame[column], dtype=float)
+            if column in log:
+                v = np.where(v > 0, v, np.nan)
+            ax.plot(np.arange(1, len(v) + 1), v, marker="o", ms=3.5, label=label)
+        if column in log:
+            ax.set_yscale("log")
+        ax.set_xlabel("weight layer (1 = first convolution)")
+        ax.set_title(column)
+        ax.grid(alpha=0.3)
+    axes[0][0].legend(fontsize=8)
+    return _finish(fig, title, save)
 
 
 def record_figures(rec, data, label: str, seed: int = 0, n: int = 16) -> None:

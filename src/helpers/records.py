@@ -124,6 +124,17 @@ class Record:
         return self.test["accuracy"]
 
     @property
+    def seed(self) -> int:
+        """The seed the run was trained with (part of its key)."""
+        return int(self.config.get("seed", 0))
+
+    @property
+    def run(self) -> str:
+        """The run's name without the seed suffix (:func:`seeded_name`): the same for every seed."""
+        suffix = f"_seed{self.seed}"
+        return self.name.removesuffix(suffix) if self.seed else self.name
+
+    @property
     def data(self) -> dict:
         """The data part of the key: dataset name, steps, classes, split sizes, sample shape."""
         return self.config.get("data", {})
@@ -483,6 +494,12 @@ def make_key(config: dict) -> str:
     return hashlib.sha1(text.encode()).hexdigest()[:12]
 
 
+def seeded_name(name: str, seed: int) -> str:
+    """The record name of run ``name`` trained with ``seed``: ``name`` itself for seed 0, else
+    ``name_seed<seed>`` (so every seed has its own record, weights, logs and lock)."""
+    return name if seed == 0 else f"{name}_seed{seed}"
+
+
 def record_path(name: str) -> Path:
     """Where the record ``name`` of the current notebook and profile lives."""
     return current().results_dir / f"{name}.json"
@@ -624,12 +641,15 @@ def cached(
     version instead of being run again. The whole check-run-write holds the run's lock
     (:func:`run_lock`), so a second process waits and then reuses it. ``provenance`` (where and
     how ``run()`` would make the record) is not needed here since version-1 records are no
-    longer read; it is still accepted so that callers need not change.
+    longer read; it is still accepted so that callers need not change. ``$SUITE_ONLY_RUN`` can
+    keep ``run()`` from running for a run without a record (:mod:`helpers.runplan`).
 
     Raises:
         RecordVersionError: the stored record is of a newer version (even with ``force``).
         RecordError: the stored record is unreadable or malformed (``force`` replaces it).
     """
+    from . import runplan  # noqa: PLC0415  (it imports Record from here)
+
     force = current().force_retrain if force is None else force
     config = normalized(config)
     key = make_key(config)
@@ -642,7 +662,10 @@ def cached(
                 if rec.record_version < RECORD_VERSION:
                     rec = _rewrite(rec)
                 rec.reused = True
+                runplan.note(name, config, key, recorded=True)
                 return rec
+        if (skipped := runplan.skipped(name, config, key)) is not None:
+            return skipped  # another run trains in this execution (make train)
         rec = run()
         if rec.config_hash != key:
             raise RuntimeError(

@@ -7,17 +7,21 @@ Usage::
 
 For each experiment the table shows the record of the largest profile that has one
 (full, then quick; smoke only with ``--profiles smoke``), with the report's number beside ours.
+An experiment trained with several seeds is one row: its test accuracy is the mean ± standard
+deviation over the seeds, the other columns are those of its first seed.
 """
 
 from __future__ import annotations
 
 import argparse
 import re
+from collections import defaultdict
 from pathlib import Path
 
 from .files import atomic_write
 from .records import Record, load_records
 from .session import project_root
+from .spread import stats
 
 START = "<!-- results-table:start -->"
 END = "<!-- results-table:end -->"
@@ -27,16 +31,16 @@ ORDER = ("full", "quick", "smoke")
 def pick_records(
     records: list[Record], profiles: tuple[str, ...] = ("full", "quick")
 ) -> list[Record]:
-    """One record per (notebook, name): the one of the largest profile among ``profiles``."""
-    best: dict[tuple[str, str], Record] = {}
-    for rec in records:
-        if rec.profile not in profiles:
-            continue
-        key = (rec.notebook, rec.name)
-        old = best.get(key)
-        if old is None or ORDER.index(rec.profile) < ORDER.index(old.profile):
-            best[key] = rec
-    return [best[k] for k in sorted(best)]
+    """The records of each (notebook, run) in the largest profile among ``profiles`` that has
+    one: every seed of that profile (``rec.run`` is the name without the seed suffix)."""
+    chosen = [r for r in records if r.profile in profiles]
+    best: dict[tuple[str, str], str] = {}
+    for rec in chosen:
+        key = (rec.notebook, rec.run)
+        if key not in best or ORDER.index(rec.profile) < ORDER.index(best[key]):
+            best[key] = rec.profile
+    picked = [r for r in chosen if best[r.notebook, r.run] == r.profile]
+    return sorted(picked, key=lambda r: (r.notebook, r.run, r.seed))
 
 
 def _fmt(value, spec: str, default: str = "–") -> str:
@@ -54,8 +58,17 @@ def _reported_text(reported: dict) -> str:
     return text + (f" ({reported['epochs']} ep.)" if reported.get("epochs") else "")
 
 
+def _accuracy_text(group: list[Record]) -> str:
+    """Test accuracy of one run, or its mean ± sd over seeds, e.g. ``0.506 ± 0.010 (3 seeds)``."""
+    s = stats([rec.test["accuracy"] for rec in group])
+    if s["n"] == 1:
+        return f"{s['mean']:.3f}"
+    return f"{s['mean']:.3f} ± {s['sd']:.3f} ({s['n']} seeds)"
+
+
 def markdown_table(records: list[Record]) -> str:
-    """The comparison table: one row per record, the report's test accuracy beside ours.
+    """The comparison table: one row per run (its seeds together), the report's test accuracy
+    beside ours.
 
     The wall time (minutes) of a run resumed after an interruption covers only the epochs timed
     after it, and says so: ``116.3 min (61 of 120 ep.)``. A run whose loss or metrics became
@@ -63,18 +76,22 @@ def markdown_table(records: list[Record]) -> str:
     """
     if not records:
         return "_No experiment records yet: run `make run` to create them._"
+    seeds: dict[tuple, list[Record]] = defaultdict(list)
+    for r in records:
+        seeds[r.notebook, r.run, r.profile].append(r)
     head = (
         "| notebook | experiment | profile | test acc. | report | epochs | layers | params "
         "| wall time | s/epoch | backend |"
     )
     rows = [head, "|" + "---|" * 11]
-    for r in records:
+    for group in seeds.values():
+        r = min(group, key=lambda rec: rec.seed)
         rep_txt = _reported_text(r.reported or {})
         stand_in = " (stand-in data)" if r.provenance.get("stand_in") else ""
         part = f" ({r.timed_epochs} of {r.epochs_run} ep.)" if r.timed_in_part else ""
         diverged = " (diverged)" if r.diverged else ""
         rows.append(
-            f"| {r.notebook} | {r.name}{stand_in} | {r.profile} | {r.test['accuracy']:.3f}{diverged} | "
+            f"| {r.notebook} | {r.run}{stand_in} | {r.profile} | {_accuracy_text(group)}{diverged} | "
             f"{rep_txt} | {r.epochs_run} | {r.layers} | {r.params:,} | "
             f"{r.wall_time_s / 60:.1f} min{part} | {r.seconds_per_epoch:.1f} | {r.backend} |"
         )

@@ -11,7 +11,9 @@ import logging
 import os
 import platform
 import re
-from dataclasses import dataclass
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from .profiles import Profile, get_profile
@@ -151,6 +153,25 @@ def setup(
     if verbose:
         print(environment_summary())
     return _CURRENT
+
+
+@contextmanager
+def seeded(seed: int | None = None) -> Iterator[Session]:
+    """Within the block the current session's seed is ``seed`` (``None``: the session's own) and
+    the Python, NumPy and backend RNGs start from it, so a run built and trained inside depends
+    on its seed only, not on the runs before it. The session's seed is restored after the block.
+    """
+    global _CURRENT
+    outer = current()
+    seed = outer.seed if seed is None else int(seed)
+    import keras  # noqa: PLC0415
+
+    keras.utils.set_random_seed(seed)
+    _CURRENT = replace(outer, seed=seed)
+    try:
+        yield _CURRENT
+    finally:
+        _CURRENT = outer
 
 
 def devices() -> list[str]:

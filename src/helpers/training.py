@@ -8,7 +8,7 @@ for models that are not Keras models (NumPy MLPs).
 
 The names notebooks, tests and scripts use from here (``fit``, ``evaluate``,
 ``IMPLEMENTATION``, ...) stay importable from this module; ``fit`` and ``devices`` are looked up
-here when a run trains, so replacing ``training.fit`` (as ``scripts/gpu_full.py`` does) works.
+here when a run trains, so a test can replace ``training.fit``.
 """
 
 from __future__ import annotations
@@ -38,6 +38,7 @@ from .fitting import (
     default_callbacks,
     evaluate,
     fit,
+    jit_compile,
     steps_per_execution,
 )
 from .models import leaf_layers
@@ -57,8 +58,9 @@ from .records import (
     new_record,
     normalized,
     record_path,
+    seeded_name,
 )
-from .session import current, devices
+from .session import current, devices, seeded
 
 __all__ = [
     "IMPLEMENTATION",
@@ -73,6 +75,7 @@ __all__ = [
     "evaluate",
     "fit",
     "fit_and_record",
+    "jit_compile",
     "load_records",
     "record_path",
     "record_predictions",
@@ -196,7 +199,8 @@ class _KerasRun:
         name, model, weights = self.name, self.model, self.weights
         if not weights.is_file():
             print(f"{name}: weights not saved here ({weights}); training it again for the model.")
-            cached(name, self.cfg, self.train, provenance=self.provenance, force=True)
+            with seeded(self.cfg["seed"]):
+                cached(name, self.cfg, self.train, provenance=self.provenance, force=True)
             return model
         if not model.optimizer.built:  # restore its state too (no "Skipping" warning)
             model.optimizer.build(model.trainable_variables)
@@ -222,6 +226,7 @@ def fit_and_record(
     config: dict | None = None,
     notes: str = "",
     force: bool | None = None,
+    seed: int | None = None,
     **fit_settings,
 ) -> Record:
     """Train the model on ``data`` (or reuse the stored run), print one summary line, return the record.
@@ -234,14 +239,21 @@ def fit_and_record(
     weights: put that run's ``config_hash`` into ``config``). ``config``: further settings that
     distinguish the run (they enter the key); ``reported``: the report's numbers; ``notes``: free
     text; ``force``: train even if the record exists (default: the session's ``force_retrain``).
+    ``seed``: the run's seed (default: the session's); the RNGs are reset to it before the model
+    is built, and a seed other than 0 names the record ``<name>_seed<seed>``
+    (:func:`helpers.records.seeded_name`), so repeating a run over seeds keeps every record.
 
     ``record.reused`` tells whether the record was loaded instead of trained. ``record.model`` is
     the trained model: for a reused record it is built and given the saved weights on first use
     (trained again then where they are not saved here); nothing trains unless it is used.
     """
     s = FitSettings.from_keywords(settings, fit_settings, "fit_and_record")
-    run = _KerasRun.prepare(name, model, data, s, config, init=init, reported=reported, notes=notes)
-    rec = cached(name, run.cfg, run.train, provenance=run.provenance, force=force)
+    with seeded(seed) as sess:
+        name = seeded_name(name, sess.seed)
+        run = _KerasRun.prepare(
+            name, model, data, s, config, init=init, reported=reported, notes=notes
+        )
+        rec = cached(name, run.cfg, run.train, provenance=run.provenance, force=force)
     if rec.reused:
         rec.model_loader = run.load_model  # nothing is loaded or trained unless rec.model is used
     else:
@@ -262,6 +274,7 @@ def record_predictions(
     reported: dict | None = None,
     notes: str = "",
     force: bool | None = None,
+    seed: int | None = None,
 ) -> Record:
     """The :class:`Record` of a model that is not a Keras model (e.g. a NumPy MLP).
 
@@ -284,17 +297,21 @@ def record_predictions(
         reported: the report's numbers, e.g. ``{"test_accuracy": 0.9454, "source": "the report"}``.
         notes: free text stored with the record.
         force: train even if a matching record exists (default: the session's ``force_retrain``).
+        seed: the run's seed, as in :func:`fit_and_record` (``train`` must use it itself, e.g.
+            ``current().seed`` or the notebook's loop variable).
 
     Returns:
         The record (its summary line is printed); test metrics (accuracy, macro P/R/F1/AUC,
         loss = mean cross-entropy in nats) and the confusion matrix are computed from ``proba``.
     """
     _check_data(name, data)
-    cfg = predictions_config(config, data, current().seed)
     provenance = {**data.provenance(), "backend": backend, "devices": ["cpu:0"]}
     record = {"params": int(params), "layers": int(layers), "reported": reported, "notes": notes}
-    run = partial(_predictions_record, name, data, train, cfg, provenance, record)
-    rec = cached(name, cfg, run, provenance=provenance, force=force)
+    with seeded(seed) as sess:
+        name = seeded_name(name, sess.seed)
+        cfg = predictions_config(config, data, sess.seed)
+        run = partial(_predictions_record, name, data, train, cfg, provenance, record)
+        rec = cached(name, cfg, run, provenance=provenance, force=force)
     print(rec.summary())
     return rec
 

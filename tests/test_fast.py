@@ -56,6 +56,8 @@ def test_triangle_schedule_values():
     values = [float(s(k)) for k in (0, 23, 100, 500)]
     np.testing.assert_allclose(values, [0.3, 1.5, 0.105, 0.105], rtol=1e-6)
     assert float(s(10)) == pytest.approx(1.5 * (0.2 + 0.8 * 10 / 23))
+    again = fast.Triangle.from_config(s.get_config())
+    assert [float(again(k)) for k in (0, 23, 100)] == pytest.approx(values[:3])
 
 
 def test_recipe_converts_airbench_units():
@@ -63,6 +65,10 @@ def test_recipe_converts_airbench_units():
     assert r.keras_lr() == pytest.approx(11.5 / (1 + 1 / 0.15))
     assert 2 * r.l2() * r.keras_lr() == pytest.approx(0.0153 * 1024 / (1024 * (1 + 1 / 0.15)))
     assert r.config()["code"] == fast.VERSION
+    # airbench94 sums the loss over a batch: on a mean loss the rate scales with the batch size
+    half = replace(r, batch_size=512)
+    assert half.keras_lr() == pytest.approx(r.keras_lr() / 2)
+    assert 2 * half.l2() * half.keras_lr() == pytest.approx(0.0153 * 512 / (1024 * (1 + 1 / 0.15)))
 
 
 def test_epoch_images_alternate_flips(images):

@@ -67,8 +67,9 @@ class Recipe:
     tta_level: int = 2  # 0 none, 1 mirror, 2 mirror + translate
 
     def keras_lr(self) -> float:
-        """Peak learning rate of Keras SGD with a mean (not summed) loss."""
-        return self.lr / (1 + 1 / (1 - self.momentum))
+        """Peak learning rate of Keras SGD with a mean (not summed) loss: airbench94 sums the
+        loss over a batch and divides its rate by 1024 · (1 + 1 / (1 - momentum))."""
+        return self.lr / (1 + 1 / (1 - self.momentum)) * self.batch_size / 1024
 
     def l2(self) -> float:
         """Coefficient of ``keras.regularizers.L2`` equal to airbench94's coupled weight decay."""
@@ -228,7 +229,8 @@ class Triangle(keras.optimizers.schedules.LearningRateSchedule):
 
     def __init__(self, peak_lr, total_steps, start=0.2, end=0.07, peak=0.23):
         self.peak_lr, self.total_steps = float(peak_lr), int(total_steps)
-        self.start, self.end, self.top = float(start), float(end), int(peak * total_steps)
+        self.start, self.end, self.peak = float(start), float(end), float(peak)
+        self.top = int(peak * total_steps)
 
     def __call__(self, step):
         k = ops.minimum(ops.cast(step, "float32"), float(self.total_steps))
@@ -237,7 +239,13 @@ class Triangle(keras.optimizers.schedules.LearningRateSchedule):
         return self.peak_lr * ops.where(k < self.top, up, down)
 
     def get_config(self):
-        return {"peak_lr": self.peak_lr, "total_steps": self.total_steps}
+        return {
+            "peak_lr": self.peak_lr,
+            "total_steps": self.total_steps,
+            "start": self.start,
+            "end": self.end,
+            "peak": self.peak,
+        }
 
 
 class WhitenBiasGate(keras.callbacks.Callback):

@@ -148,6 +148,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
+def use_backend(backend: str | None):
+    """Import Keras on ``backend`` (default ``$KERAS_BACKEND``, else TensorFlow); the module."""
+    if backend:
+        os.environ["KERAS_BACKEND"] = backend
+    os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import keras  # noqa: PLC0415  (after KERAS_BACKEND is set)
+
+    return keras
+
+
 def load_images(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray, str]:
     """``n`` CIFAR-10 training images ``(n, 32, 32, 3)`` uint8 and labels ``(n,)``, and their source.
 
@@ -211,13 +222,9 @@ def time_model(spec, x, y, batch_size: int, epochs: int) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    if args.backend:
-        os.environ["KERAS_BACKEND"] = args.backend
     if args.jit:
         os.environ["SUITE_JIT_COMPILE"] = args.jit
-    os.environ.setdefault("KERAS_BACKEND", "tensorflow")
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    import keras  # noqa: PLC0415  (after KERAS_BACKEND is set)
+    keras = use_backend(args.backend)
 
     from helpers.session import devices, library_versions  # noqa: PLC0415
 

@@ -12,6 +12,7 @@ printed by code (it changes with the profile and the records) rather than typed 
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Mapping, Sequence
 
 import numpy as np
@@ -124,3 +125,15 @@ def show(fig, sentence: str) -> None:
 
     display(fig)
     display(Markdown(sentence))
+
+
+def source(*objects) -> None:
+    """Display the source code of helper functions or classes in the notebook (Markdown).
+
+    For the code a notebook teaches that must also live in the package (the benchmark and the
+    tests use it too): the reader sees the one real copy instead of a second one in the notebook.
+    """
+    from IPython.display import Markdown, display  # noqa: PLC0415  (only inside a notebook)
+
+    text = "\n\n".join(inspect.getsource(o).rstrip() for o in objects)
+    display(Markdown(f"```python\n{text}\n```"))

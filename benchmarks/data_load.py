@@ -67,6 +67,27 @@ def _load_average() -> str:
         return "n/a"
 
 
+def time_loads(folder: Path, repeats: int, cache: Path) -> tuple[int, float, list[float], int]:
+    """Load ``folder`` once into the empty ``cache``, then ``repeats`` times from it.
+
+    Returns the number of images, the first load's seconds, each cached load's seconds and the
+    cache's size in bytes."""
+    from helpers import data  # noqa: PLC0415  (after SUITE_CACHE_DIR is set)
+
+    start = time.perf_counter()
+    ds = data.load_image_folder(folder)
+    first = time.perf_counter() - start
+    n = len(ds.x_train) + len(ds.x_test)
+    cache_bytes = sum(f.stat().st_size for f in cache.glob("*.npz"))
+    cached = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        again = data.load_image_folder(folder)
+        cached.append(time.perf_counter() - start)
+        assert len(again.x_train) + len(again.x_test) == n
+    return n, first, cached, cache_bytes
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     folder = args.data_dir / "cifar10"
@@ -80,8 +101,6 @@ def main(argv: list[str] | None = None) -> int:
 
     cache = Path(tempfile.mkdtemp(prefix="suite-cache-bench-"))
     os.environ["SUITE_CACHE_DIR"] = str(cache)  # read by helpers.data at every load
-    from helpers import data  # noqa: PLC0415
-
     print(
         f"machine: {platform.platform()}, {os.cpu_count()} CPUs, python {platform.python_version()}"
     )
@@ -89,18 +108,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"folder: {folder}")
     print(f"cache:  {cache} (fresh, empty)")
     try:
-        start = time.perf_counter()
-        ds = data.load_image_folder(folder)
-        first = time.perf_counter() - start
-        n = len(ds.x_train) + len(ds.x_test)
-        cache_bytes = sum(f.stat().st_size for f in cache.glob("*.npz"))
-        cached = []
-        for _ in range(args.repeats):
-            start = time.perf_counter()
-            again = data.load_image_folder(folder)
-            cached.append(time.perf_counter() - start)
-            assert len(again.x_train) + len(again.x_test) == n
-        del ds, again
+        n, first, cached, cache_bytes = time_loads(folder, args.repeats, cache)
     finally:
         shutil.rmtree(cache, ignore_errors=True)
     second = min(cached)
@@ -116,22 +124,12 @@ def main(argv: list[str] | None = None) -> int:
     print(f"load average (1, 5, 15 min) after:  {_load_average()}")
 
     if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(
-            json.dumps(
-                {
-                    "machine": platform.platform(),
-                    "cpus": os.cpu_count(),
-                    "folder": str(folder),
-                    "images": n,
-                    "first_load_s": first,
-                    "cached_load_s": cached,
-                    "cache_bytes": cache_bytes,
-                    "load_average_after": _load_average(),
-                },
-                indent=1,
-            )
-        )
+        from helpers.files import atomic_write  # noqa: PLC0415
+
+        info = {"machine": platform.platform(), "cpus": os.cpu_count(), "folder": str(folder),
+                "images": n, "first_load_s": first, "cached_load_s": cached,
+                "cache_bytes": cache_bytes, "load_average_after": _load_average()}  # fmt: skip
+        atomic_write(args.json, json.dumps(info, indent=1))
         print(f"results written to {args.json}")
     return 0
 

@@ -62,6 +62,7 @@ def main(argv: list[str] | None = None) -> int:
     keras = use_backend(args.backend)
 
     from helpers import fast  # noqa: PLC0415
+    from helpers.files import atomic_write  # noqa: PLC0415
     from helpers.session import devices, library_versions, portable_paths  # noqa: PLC0415
 
     n = args.steps * args.batch_size
@@ -101,8 +102,7 @@ def main(argv: list[str] | None = None) -> int:
                 "machine": platform.platform(), "cpus": os.cpu_count(),
                 "flops_per_image_forward": flops, "batch_size": args.batch_size,
                 "steps": args.steps, "results": results}  # fmt: skip
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(info, indent=2))
+        atomic_write(args.json, json.dumps(info, indent=2))
         print(f"results written to {args.json}")
     return 0
 

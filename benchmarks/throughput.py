@@ -220,12 +220,57 @@ def time_model(spec, x, y, batch_size: int, epochs: int) -> dict:
     }
 
 
+def time_models(specs: dict, args: argparse.Namespace, x, y) -> tuple[list[dict], list[str]]:
+    """Time every model of ``args.models`` at every batch size; print a row per run.
+
+    Returns the rows (model, batch_size, params, images_per_second, seconds_per_epoch,
+    jit_compile) and the models skipped because their weights could not be had."""
+    print(f"{'model':13s} {'batch':>5s} {'params':>10s} {'images/s':>9s} {'s/epoch':>8s}")
+    results, skipped = [], []
+    for name in args.models:
+        for batch in args.batch_sizes:
+            try:
+                r = time_model(specs[name], x, y, batch, args.epochs)
+            except LookupError as err:
+                print(f"{name:13s} skipped: {err}")
+                skipped.append(name)
+                break
+            results.append({"model": name, "batch_size": batch, **r})
+            print(
+                f"{name:13s} {batch:5d} {r['params']:10,d} {r['images_per_second']:9.0f} "
+                f"{r['seconds_per_epoch']:8.2f}  jit {'on' if r['jit_compile'] else 'off'}",
+                flush=True,
+            )
+    return results, skipped
+
+
+def print_fastest(models: list[str], results: list[dict]) -> None:
+    """For each model, its fastest batch size and its speed-up over DEFAULT_BATCH."""
+    for name in models:
+        rows = [r for r in results if r["model"] == name]
+        if not rows:
+            continue
+        fastest = max(rows, key=lambda r: r["images_per_second"])
+        default = next((r for r in rows if r["batch_size"] == DEFAULT_BATCH), None)
+        if default is None:
+            print(
+                f"{name}: fastest at batch {fastest['batch_size']} (batch {DEFAULT_BATCH} not run)"
+            )
+        else:
+            ratio = fastest["images_per_second"] / default["images_per_second"]
+            print(
+                f"{name}: fastest at batch {fastest['batch_size']}, "
+                f"{ratio:.2f}x the images/s of the default batch {DEFAULT_BATCH}"
+            )
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.jit:
         os.environ["SUITE_JIT_COMPILE"] = args.jit
     keras = use_backend(args.backend)
 
+    from helpers.files import atomic_write  # noqa: PLC0415
     from helpers.session import devices, library_versions  # noqa: PLC0415
 
     specs = _models()
@@ -242,60 +287,15 @@ def main(argv: list[str] | None = None) -> int:
     print(f"images: {len(x)} from {source}; 1 warm-up epoch, then {args.epochs} timed")
     print(f"jit_compile: {os.environ.get('SUITE_JIT_COMPILE') or 'auto'} (XLA train step)")
     print()
-    print(f"{'model':13s} {'batch':>5s} {'params':>10s} {'images/s':>9s} {'s/epoch':>8s}")
-
-    results, skipped = [], []
-    for name in args.models:
-        for batch in args.batch_sizes:
-            try:
-                r = time_model(specs[name], x, y, batch, args.epochs)
-            except LookupError as err:
-                print(f"{name:13s} skipped: {err}")
-                skipped.append(name)
-                break
-            results.append({"model": name, "batch_size": batch, **r})
-            print(
-                f"{name:13s} {batch:5d} {r['params']:10,d} {r['images_per_second']:9.0f} "
-                f"{r['seconds_per_epoch']:8.2f}  jit {'on' if r['jit_compile'] else 'off'}",
-                flush=True,
-            )
-
+    results, skipped = time_models(specs, args, x, y)
     print()
-    for name in args.models:
-        rows = [r for r in results if r["model"] == name]
-        if not rows:
-            continue
-        fastest = max(rows, key=lambda r: r["images_per_second"])
-        default = next((r for r in rows if r["batch_size"] == DEFAULT_BATCH), None)
-        if default is None:
-            print(
-                f"{name}: fastest at batch {fastest['batch_size']} (batch {DEFAULT_BATCH} not run)"
-            )
-        else:
-            ratio = fastest["images_per_second"] / default["images_per_second"]
-            print(
-                f"{name}: fastest at batch {fastest['batch_size']}, "
-                f"{ratio:.2f}x the images/s of the default batch {DEFAULT_BATCH}"
-            )
+    print_fastest(args.models, results)
     if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(
-            json.dumps(
-                {
-                    "backend": keras.backend.backend(),
-                    "devices": devices(),
-                    "versions": library_versions(),
-                    "machine": platform.platform(),
-                    "cpus": os.cpu_count(),
-                    "images": len(x),
-                    "image_source": source,
-                    "timed_epochs": args.epochs,
-                    "results": results,
-                    "skipped": skipped,
-                },
-                indent=1,
-            )
-        )
+        info = {"backend": keras.backend.backend(), "devices": devices(),
+                "versions": library_versions(), "machine": platform.platform(),
+                "cpus": os.cpu_count(), "images": len(x), "image_source": source,
+                "timed_epochs": args.epochs, "results": results, "skipped": skipped}  # fmt: skip
+        atomic_write(args.json, json.dumps(info, indent=1))
         print(f"results written to {args.json}")
     return 0
 

@@ -50,14 +50,14 @@ format: install
 	$(VENV)/bin/ruff format src tests notebooks benchmarks scripts conftest.py
 
 unit: install
-	SUITE_PROFILE=smoke $(PY) -m pytest -q tests
+	SUITE_PROFILE=smoke $(PY) -m pytest -q --durations=10 tests
 
 # nbval trains every notebook's smoke runs afresh in a temporary suite root, so the tests never
 # reuse or touch the committed records, figures and logs (decoded images stay cached in data/).
 nbval: install
 	@root=$$(mktemp -d) && echo "nbval suite root: $$root" && \
 	SUITE_ROOT=$$root SUITE_CACHE_DIR=$(abspath data/.cache) SUITE_PROFILE=smoke \
-		$(PY) -m pytest -q --nbval-lax --nbval-current-env \
+		$(PY) -m pytest -q --durations=12 --nbval-lax --nbval-current-env \
 		--nbval-sanitize-with tests/nbval_sanitize.cfg --nbval-cell-timeout=900 notebooks; \
 	status=$$?; rm -rf $$root; exit $$status
 

@@ -194,3 +194,22 @@ def write_image(path: Path, mode: str = "RGB", size=(8, 6), value: int = 100) ->
         raise ValueError(mode)
     img.save(path)
     return path
+
+
+@pytest.fixture
+def benchmark_script(monkeypatch):
+    """Load ``benchmarks/<name>.py`` as a module (they are scripts, not a package): call the
+    returned function with the name. ``benchmarks/`` is put on ``sys.path`` for their imports
+    of one another."""
+    import importlib.util  # noqa: PLC0415
+
+    folder = REPO / "benchmarks"
+    monkeypatch.syspath_prepend(str(folder))
+
+    def load(name: str):
+        spec = importlib.util.spec_from_file_location(f"benchmark_{name}", folder / f"{name}.py")
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        return module
+
+    return load

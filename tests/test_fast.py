@@ -193,14 +193,8 @@ def test_fit_recipe_resumes_from_its_epoch_backup(images, tmp_path):
         )
 
 
-def test_benchmark_parses_its_jit_settings():
-    import importlib.util  # noqa: PLC0415
-    from pathlib import Path  # noqa: PLC0415
-
-    path = Path(__file__).resolve().parents[1] / "benchmarks" / "fast_cifar10.py"
-    spec = importlib.util.spec_from_file_location("fast_cifar10_benchmark", path)
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
+def test_benchmark_parses_its_jit_settings(benchmark_script):
+    bench = benchmark_script("fast_cifar10")
     assert bench.parse_args([]).jits == [False, True]
     assert bench.parse_args(["--jit", "on", "--steps", "2"]).jits == [True]
     with pytest.raises(SystemExit):

@@ -109,6 +109,13 @@ def test_ranking_claims_only_gaps_larger_than_the_spread():
     assert "no ranking is claimed" in spread.ranking({"A": a[:1], "B": b[:1]})
 
 
+def test_mean_sd_prints_mean_and_sample_sd_or_the_one_value():
+    assert spread.mean_sd([0.60, 0.61, 0.62]) == "0.610 ± 0.010"
+    assert spread.mean_sd([0.7182]) == "0.718"
+    assert spread.mean_sd([0.97, 0.98], digits=2, percent=True) == "97.50 ± 0.71 %"
+    assert spread.mean_sd([0.5], digits=1, percent=True) == "50.0 %"
+
+
 def test_by_run_groups_seed_records(small_data, smoke_session):
     recs = [
         training.fit_and_record(n, builder, small_data, epochs=1, batch_size=50, seed=s)

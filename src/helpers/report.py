@@ -21,7 +21,7 @@ from pathlib import Path
 from .files import atomic_write
 from .records import Record, load_records
 from .session import project_root
-from .spread import stats
+from .spread import mean_sd
 
 START = "<!-- results-table:start -->"
 END = "<!-- results-table:end -->"
@@ -60,10 +60,8 @@ def _reported_text(reported: dict) -> str:
 
 def _accuracy_text(group: list[Record]) -> str:
     """Test accuracy of one run, or its mean ± sd over seeds, e.g. ``0.506 ± 0.010 (3 seeds)``."""
-    s = stats([rec.test["accuracy"] for rec in group])
-    if s["n"] == 1:
-        return f"{s['mean']:.3f}"
-    return f"{s['mean']:.3f} ± {s['sd']:.3f} ({s['n']} seeds)"
+    values = [rec.test["accuracy"] for rec in group]
+    return mean_sd(values) + (f" ({len(values)} seeds)" if len(values) > 1 else "")
 
 
 def markdown_table(records: list[Record]) -> str:

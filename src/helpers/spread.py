@@ -72,8 +72,17 @@ def exceeds_spread(a: Sequence[float], b: Sequence[float]) -> bool | None:
     return abs(sa["mean"] - sb["mean"]) > sa["sd"] + sb["sd"]
 
 
-def _fmt(s: dict, digits: int) -> str:
-    return f"{s['mean']:.{digits}f} ± {s['sd']:.{digits}f}"
+def mean_sd(values: Sequence[float], digits: int = 3, percent: bool = False) -> str:
+    """``values`` as text: ``"0.718 ± 0.007"`` (mean ± sample sd), or the mean alone for one value.
+
+    ``percent=True`` scales fractions to percent and appends the unit: ``"97.22 ± 0.35 %"``.
+    """
+    s = stats(values)
+    scale, unit = (100.0, " %") if percent else (1.0, "")
+    text = f"{scale * s['mean']:.{digits}f}"
+    if s["n"] > 1:
+        text += f" ± {scale * s['sd']:.{digits}f}"
+    return text + unit
 
 
 def ranking(
@@ -101,7 +110,8 @@ def ranking(
             else ("is within" if verdict is False else "cannot be compared with")
         )
         parts.append(
-            f"{hi} ({_fmt(sh, 3)}) over {lo} ({_fmt(sl, 3)}): {gap:+.1f} points, {word} the spread"
+            f"{hi} ({mean_sd(values[hi])}) over {lo} ({mean_sd(values[lo])}): {gap:+.1f} points, "
+            f"{word} the spread"
         )
     seeds = "–".join(str(k) for k in (n[0], n[-1])) if len(n) > 1 else str(n[0])
     return (

@@ -75,7 +75,8 @@ def exceeds_spread(a: Sequence[float], b: Sequence[float]) -> bool | None:
 def mean_sd(values: Sequence[float], digits: int = 3, percent: bool = False) -> str:
     """``values`` as text: ``"0.718 ± 0.007"`` (mean ± sample sd), or the mean alone for one value.
 
-    ``percent=True`` scales fractions to percent and appends the unit: ``"97.22 ± 0.35 %"``.
+    ``percent=True`` scales fractions to percent and appends the unit:
+    ``mean_sd([0.97, 0.98], 2, percent=True)`` is ``"97.50 ± 0.71 %"``.
     """
     s = stats(values)
     scale, unit = (100.0, " %") if percent else (1.0, "")
